@@ -1,0 +1,78 @@
+/*
+ * wh.c - the warehouse scheme registry.
+ */
+#include "load/wh.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct wh_ops *const backends[] = {
+    &wh_sqlite_ops,
+    NULL,
+};
+
+static const char *const planned[] = {"postgresql", "postgres", "bigquery", NULL};
+
+static void scheme_of(const char *url, char *out, size_t n)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep || (size_t)(sep - url) >= n) {
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, url, (size_t)(sep - url));
+    out[sep - url] = '\0';
+}
+
+static const struct wh_ops *find(const char *url)
+{
+    char scheme[16];
+    scheme_of(url, scheme, sizeof(scheme));
+    if (!scheme[0]) {
+        return &wh_sqlite_ops;
+    }
+    for (int i = 0; backends[i]; i++) {
+        if (strcmp(backends[i]->scheme, scheme) == 0) {
+            return backends[i];
+        }
+    }
+    return NULL;
+}
+
+int wh_url_supported(const char *url, char *why, size_t n)
+{
+    if (!url[0]) {
+        snprintf(why, n, "empty warehouse location");
+        return 0;
+    }
+    if (find(url)) {
+        return 1;
+    }
+    char scheme[16];
+    scheme_of(url, scheme, sizeof(scheme));
+    for (int i = 0; planned[i]; i++) {
+        if (strcmp(planned[i], scheme) == 0) {
+            snprintf(why, n, "'%s://' warehouses are not supported by this build", scheme);
+            return 0;
+        }
+    }
+    snprintf(why, n, "unknown URL scheme '%.20s' (supported: a path or sqlite:///path)",
+             scheme[0] ? scheme : "?");
+    return 0;
+}
+
+int wh_open(const char *url, const struct wh_names *names, struct wh **out, struct err *e)
+{
+    char why[256];
+    if (!wh_url_supported(url, why, sizeof(why))) {
+        return err_set(e, ERR_CONFIG, "%s", why);
+    }
+    return find(url)->open(url, names, out, e);
+}
+
+void wh_close(struct wh *w)
+{
+    if (w) {
+        w->ops->close(w);
+    }
+}

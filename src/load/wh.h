@@ -1,0 +1,82 @@
+/*
+ * wh.h - the warehouse seam: SQLite (the embedded default), and later
+ * PostgreSQL and BigQuery, chosen by URL scheme.
+ *
+ * Contract every backend keeps:
+ *   - both tables are keyed on (symbol, interval, open_time) and loads are
+ *     upserts that leave an identical row untouched, so loading the same
+ *     klines twice changes nothing;
+ *   - rows put between begin() and commit() become visible together or not
+ *     at all (a batch is all or nothing, also under SIGKILL);
+ *   - the watermark of a table for a pair is the largest open_time in it,
+ *     so it advances atomically with the data it describes;
+ *   - lock() gives one run at a time per warehouse, released by the system
+ *     if the process dies.
+ * Table names reach SQL only after config validation and identifier quoting.
+ */
+#ifndef DATAOPS_WH_H
+#define DATAOPS_WH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metadata/run.h"
+#include "schema/kline.h"
+#include "util/err.h"
+
+enum wh_table { WH_RAW = 0, WH_TRANSFORMED = 1 };
+
+struct wh_names {
+    const char *raw_dataset;
+    const char *raw_table;
+    const char *transformed_dataset;
+    const char *transformed_table;
+    const char *local_time_column;
+};
+
+struct wh;
+
+struct wh_ops {
+    const char *scheme;
+    int (*open)(const char *url, const struct wh_names *names, struct wh **out,
+                struct err *e);
+    /* Take the run lock, waiting up to timeout_s; ERR_LOCKED when it stays
+     * taken. */
+    int (*lock)(struct wh *w, long timeout_s, struct err *e);
+    /* Create missing tables (idempotent). */
+    int (*ensure_schema)(struct wh *w, struct err *e);
+    /* Largest open_time of the pair in the table; *found = 0 when none. */
+    int (*watermark)(struct wh *w, enum wh_table t, const char *symbol, const char *interval,
+                     int64_t *open_time, int *found, struct err *e);
+    int (*begin)(struct wh *w, struct err *e);
+    int (*put_raw)(struct wh *w, const char *symbol, const char *interval,
+                   const struct kline_batch *b, const char *updated_at, struct err *e);
+    int (*put_transformed)(struct wh *w, const char *symbol, const char *interval,
+                           const struct tkline_batch *b, struct err *e);
+    int (*put_quarantine)(struct wh *w, const char *run_id, const char *stage,
+                          const char *symbol, const char *interval, int64_t open_time,
+                          const char *reason, const char *row_json, struct err *e);
+    /* lake_uri names the object that holds the batch (backends that load
+     * from the lake use it; the others record it). */
+    int (*commit)(struct wh *w, const char *lake_uri, struct err *e);
+    void (*rollback)(struct wh *w);
+    /* Raw rows of the pair with open_time > after, ascending, at most
+     * out->cap - out->n of them, appended to out (updated_at filled). */
+    int (*scan_raw)(struct wh *w, const char *symbol, const char *interval, int64_t after,
+                    struct kline_batch *out, struct err *e);
+    /* Insert or update the run and its pairs (its own transaction). */
+    int (*record_run)(struct wh *w, const struct run *r, struct err *e);
+    void (*close)(struct wh *w);
+};
+
+struct wh {
+    const struct wh_ops *ops;
+};
+
+int wh_url_supported(const char *url, char *why, size_t n);
+int wh_open(const char *url, const struct wh_names *names, struct wh **out, struct err *e);
+void wh_close(struct wh *w);
+
+extern const struct wh_ops wh_sqlite_ops;
+
+#endif

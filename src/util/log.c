@@ -1,0 +1,157 @@
+/*
+ * log.c - see log.h.  Single-threaded by design: the pipeline runs its
+ * stages in one thread (concurrency lives inside libcurl's multi interface),
+ * so no lock is taken here.
+ */
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/timeutil.h"
+
+#define MAX_SECRETS 32
+
+static struct {
+    enum log_level level;
+    int json;
+    char run_id[40];
+    char *secrets[MAX_SECRETS];
+    int nsecrets;
+    struct buf *capture;
+} L = {LOG_INFO, 0, "", {0}, 0, NULL};
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+void log_init(enum log_format fmt, enum log_level level)
+{
+    L.level = level;
+    if (fmt == LOG_FORMAT_AUTO) {
+        L.json = !isatty(STDERR_FILENO);
+    }
+    else {
+        L.json = fmt == LOG_FORMAT_JSON;
+    }
+}
+
+int log_enabled(enum log_level level)
+{
+    return level >= L.level && level < LOG_OFF;
+}
+
+void log_set_run_id(const char *run_id)
+{
+    snprintf(L.run_id, sizeof(L.run_id), "%s", run_id ? run_id : "");
+}
+
+void log_add_secret(const char *secret)
+{
+    if (!secret || strlen(secret) < 4 || L.nsecrets == MAX_SECRETS) {
+        return;
+    }
+    for (int i = 0; i < L.nsecrets; i++) {
+        if (strcmp(L.secrets[i], secret) == 0) {
+            return;
+        }
+    }
+    char *copy = strdup(secret);
+    if (copy) {
+        L.secrets[L.nsecrets++] = copy;
+    }
+}
+
+void log_capture(struct buf *b)
+{
+    L.capture = b;
+}
+
+void log_shutdown(void)
+{
+    for (int i = 0; i < L.nsecrets; i++) {
+        free(L.secrets[i]);
+    }
+    L.nsecrets = 0;
+    L.capture = NULL;
+}
+
+int log_format_parse(const char *s)
+{
+    if (strcmp(s, "json") == 0) {
+        return LOG_FORMAT_JSON;
+    }
+    if (strcmp(s, "text") == 0) {
+        return LOG_FORMAT_TEXT;
+    }
+    if (strcmp(s, "auto") == 0) {
+        return LOG_FORMAT_AUTO;
+    }
+    return -1;
+}
+
+int log_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Replace every registered secret in s (in place) with "****". */
+static void mask_secrets(char *s)
+{
+    for (int i = 0; i < L.nsecrets; i++) {
+        size_t n = strlen(L.secrets[i]);
+        char *p = s;
+        while ((p = strstr(p, L.secrets[i])) != NULL) {
+            memmove(p + 4, p + n, strlen(p + n) + 1);
+            memcpy(p, "****", 4);
+            p += 4;
+        }
+    }
+}
+
+void log_write(enum log_level level, const char *comp, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    mask_secrets(msg);
+
+    char ts[32];
+    time_format_iso(time_now_ms(), ts);
+
+    struct buf line;
+    buf_init(&line, 0);
+    buf_puts(&line, "{\"ts\":\"");
+    buf_puts(&line, ts);
+    buf_printf(&line, "\",\"level\":\"%s\",\"comp\":\"", level_names[level]);
+    buf_json_escape(&line, comp, strlen(comp));
+    if (L.run_id[0]) {
+        buf_printf(&line, "\",\"run_id\":\"%s", L.run_id);
+    }
+    buf_puts(&line, "\",\"msg\":\"");
+    buf_json_escape(&line, msg, strlen(msg));
+    buf_puts(&line, "\"}\n");
+
+    if (line.data) {
+        if (L.json) {
+            fputs(line.data, stderr);
+        }
+        else {
+            fprintf(stderr, "%s %-5s [%s] %s\n", ts, level_names[level], comp, msg);
+        }
+        if (L.capture) {
+            /* A full capture buffer drops lines rather than failing the run. */
+            buf_append(L.capture, line.data, line.len);
+        }
+    }
+    buf_free(&line);
+}
