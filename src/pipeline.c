@@ -479,7 +479,7 @@ static void print_summary(const struct pipe *p)
     fflush(stdout);
 }
 
-static int run_pairs(struct pipe *p, int *any_failed, int *any_rejected, struct err *fatal)
+static int run_pairs(struct pipe *p, int *nfailed, int *any_rejected, struct err *first)
 {
     const struct config *c = p->cfg;
     for (size_t si = 0; si < c->nsymbols; si++) {
@@ -498,9 +498,12 @@ static int run_pairs(struct pipe *p, int *any_failed, int *any_rejected, struct 
                 snprintf(ps->error, sizeof(ps->error), "%s", e.msg);
                 snprintf(ps->status, sizeof(ps->status), "%s",
                          rc == ERR_INTERRUPTED ? "interrupted" : "failed");
-                *any_failed = 1;
+                if ((*nfailed)++ == 0) {
+                    *first = e;
+                    err_wrap(first, "%s %s", symbol, iv->name);
+                }
                 if (rc == ERR_INTERRUPTED || rc == ERR_BANNED || rc == ERR_CONFIG) {
-                    *fatal = e;
+                    *first = e;
                     return rc;
                 }
                 continue;
@@ -573,11 +576,16 @@ int pipeline_run(const struct config *cfg)
     time_format_iso(p.server_time, now);
     log_info("extract", "exchange clock %s: only candles closed before it are stored", now);
 
-    int any_failed = 0;
+    int nfailed = 0;
     int any_rejected = 0;
-    rc = run_pairs(&p, &any_failed, &any_rejected, &e);
-    if (rc == 0 && any_failed) {
-        rc = err_set(&e, ERR_IO, "one or more pairs failed (see above)");
+    rc = run_pairs(&p, &nfailed, &any_rejected, &e);
+    if (rc == 0 && nfailed == 1) {
+        rc = e.code ? e.code : ERR_IO;
+    }
+    else if (rc == 0 && nfailed > 1) {
+        char first[sizeof(e.msg)];
+        snprintf(first, sizeof(first), "%s", e.msg);
+        rc = err_set(&e, ERR_IO, "%d pairs failed; the first: %s", nfailed, first);
     }
     if (rc == 0 && any_rejected) {
         rc = err_set(&e, ERR_QUALITY, "rows failed validation and were quarantined "
