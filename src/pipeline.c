@@ -550,14 +550,14 @@ int pipeline_run(const struct config *cfg)
 
     struct wh_names names = {
         cfg->text[S_RAW_DATASET], cfg->text[S_RAW_TABLE], cfg->text[S_TRANSFORMED_DATASET],
-        cfg->text[S_TRANSFORMED_TABLE], cfg->text[S_LOCAL_TIME_COLUMN],
+        cfg->text[S_TRANSFORMED_TABLE], cfg->text[S_LOCAL_TIME_COLUMN], cfg,
     };
     int rc;
     if ((rc = tz_init(cfg->text[S_TIMEZONE])) != 0) {
         rc = err_set(&e, ERR_CONFIG, "time zone %s is not usable", cfg->text[S_TIMEZONE]);
         goto finish;
     }
-    if ((rc = lake_open(cfg->text[S_LAKE], &p.lake, &e)) != 0 ||
+    if ((rc = lake_open(cfg->text[S_LAKE], cfg, &p.lake, &e)) != 0 ||
         (rc = wh_open(cfg->text[S_WAREHOUSE], &names, &p.wh, &e)) != 0 ||
         (rc = p.wh->ops->lock(p.wh, cfg->lock_timeout_s, &e)) != 0 ||
         (rc = p.wh->ops->ensure_schema(p.wh, &e)) != 0) {

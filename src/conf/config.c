@@ -79,6 +79,21 @@ const struct setting_def settings[S__COUNT] = {
                          "exchange's REQUEST_WEIGHT limit (6000 if unknown)", 0, 1},
     [S_BATCH_ROWS] = {"batch-rows", "DATAOPS_BATCH_ROWS", "100000", "N",
                       "rows per lake object part and warehouse transaction", 0, 1},
+    [S_PG_SCHEMA] = {"pg-schema", "DATAOPS_PG_SCHEMA", "public", "NAME",
+                     "PostgreSQL schema of the tables (postgresql:// warehouses)", 0, 0},
+    [S_S3_ENDPOINT] = {"s3-endpoint", "DATAOPS_S3_ENDPOINT", "", "URL",
+                       "S3-compatible endpoint (MinIO, Ceph, R2); empty = AWS", 1, 0},
+    [S_S3_REGION] = {"s3-region", "AWS_REGION", "us-east-1", "REGION",
+                     "region used to sign S3 requests", 0, 0},
+    [S_S3_ADDRESSING] = {"s3-addressing", "DATAOPS_S3_ADDRESSING", "auto", "STYLE",
+                         "S3 addressing: path, virtual, or auto (path with a custom "
+                         "endpoint, virtual-host on AWS)", 0, 0},
+    [S_GCS_ENDPOINT] = {"gcs-endpoint", "STORAGE_EMULATOR_HOST", "", "URL",
+                        "Cloud Storage endpoint override (an emulator); empty = Google", 1, 0},
+    [S_BQ_ENDPOINT] = {"bigquery-endpoint", "BIGQUERY_EMULATOR_HOST", "", "URL",
+                       "BigQuery endpoint override (an emulator); empty = Google", 1, 0},
+    [S_BQ_LOCATION] = {"bigquery-location", "DATAOPS_BIGQUERY_LOCATION", "US", "LOCATION",
+                       "location of the BigQuery datasets and jobs", 0, 0},
 };
 
 static int set_text(struct config *c, int id, const char *v, enum setting_source src)
@@ -392,7 +407,7 @@ int config_finalize(struct config *c, struct err *e)
     }
     static const int idents[] = {S_RAW_DATASET, S_RAW_TABLE, S_TRANSFORMED_DATASET,
                                  S_TRANSFORMED_TABLE, S_ARTIFACTS_PREFIX,
-                                 S_LOCAL_TIME_COLUMN};
+                                 S_LOCAL_TIME_COLUMN, S_PG_SCHEMA};
     for (size_t i = 0; i < sizeof(idents) / sizeof(idents[0]); i++) {
         if (!config_is_identifier(c->text[idents[i]])) {
             snprintf(msg, sizeof(msg), "'%.60s' is not an identifier (letters, digits and _, "

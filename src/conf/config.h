@@ -49,6 +49,13 @@ enum setting_id {
     S_RETRIES,
     S_WEIGHT_BUDGET,
     S_BATCH_ROWS,
+    S_PG_SCHEMA,
+    S_S3_ENDPOINT,
+    S_S3_REGION,
+    S_S3_ADDRESSING,
+    S_GCS_ENDPOINT,
+    S_BQ_ENDPOINT,
+    S_BQ_LOCATION,
     S__COUNT
 };
 

@@ -8,6 +8,12 @@
 
 static const struct lake_ops *const backends[] = {
     &lake_file_ops,
+#ifdef DATAOPS_HAVE_S3
+    &lake_s3_ops,
+#endif
+#ifdef DATAOPS_HAVE_GCS
+    &lake_gcs_ops,
+#endif
     NULL,
 };
 
@@ -34,7 +40,8 @@ static const struct lake_ops *find(const char *url)
         return &lake_file_ops;
     }
     for (int i = 0; backends[i]; i++) {
-        if (strcmp(backends[i]->scheme, scheme) == 0) {
+        if (strcmp(backends[i]->scheme, scheme) == 0 ||
+            (backends[i]->alias && strcmp(backends[i]->alias, scheme) == 0)) {
             return backends[i];
         }
     }
@@ -63,13 +70,13 @@ int lake_url_supported(const char *url, char *why, size_t n)
     return 0;
 }
 
-int lake_open(const char *url, struct lake **out, struct err *e)
+int lake_open(const char *url, const struct config *cfg, struct lake **out, struct err *e)
 {
     char why[256];
     if (!lake_url_supported(url, why, sizeof(why))) {
         return err_set(e, ERR_CONFIG, "%s", why);
     }
-    return find(url)->open(url, out, e);
+    return find(url)->open(url, cfg, out, e);
 }
 
 void lake_close(struct lake *lk)

@@ -16,13 +16,16 @@
 
 #include "util/err.h"
 
+struct config;
 struct lake;
 struct lake_writer;
 
 struct lake_ops {
-    const char *scheme;   /* "file", ... */
-    /* Open the lake at url (already known to match the scheme). */
-    int (*open)(const char *url, struct lake **out, struct err *e);
+    const char *scheme;
+    const char *alias;   /* a second scheme name for the same backend, or NULL */   /* "file", ... */
+    /* Open the lake at url (already known to match the scheme).  cfg gives
+     * the backend its other settings; it may be NULL (defaults). */
+    int (*open)(const char *url, const struct config *cfg, struct lake **out, struct err *e);
     /* Begin an object at key.  *out is owned by the caller until commit or
      * abort, which both free it. */
     int (*writer_open)(struct lake *lk, const char *key, struct lake_writer **out,
@@ -47,7 +50,7 @@ struct lake_writer {
 
 /* 1 if url names a lake this build can open; else 0 with the reason. */
 int lake_url_supported(const char *url, char *why, size_t n);
-int lake_open(const char *url, struct lake **out, struct err *e);
+int lake_open(const char *url, const struct config *cfg, struct lake **out, struct err *e);
 void lake_close(struct lake *lk);
 int lake_writer_open(struct lake *lk, const char *key, struct lake_writer **out,
                      struct err *e);
@@ -61,5 +64,11 @@ int lake_put(struct lake *lk, const char *key, const void *data, size_t n, struc
 int lake_key_valid(const char *key);
 
 extern const struct lake_ops lake_file_ops;
+#ifdef DATAOPS_HAVE_S3
+extern const struct lake_ops lake_s3_ops;
+#endif
+#ifdef DATAOPS_HAVE_GCS
+extern const struct lake_ops lake_gcs_ops;
+#endif
 
 #endif

@@ -64,7 +64,8 @@ static void clean_orphans(const char *tmpdir)
     closedir(d);
 }
 
-static int file_open(const char *url, struct lake **out, struct err *e)
+static int file_open(const char *url, const struct config *cfg, struct lake **out,
+                     struct err *e)
 {
     const char *path = strncmp(url, "file://", 7) == 0 ? url + 7 : url;
     struct lake_file *lk = calloc(1, sizeof(*lk));

@@ -8,6 +8,12 @@
 
 static const struct wh_ops *const backends[] = {
     &wh_sqlite_ops,
+#ifdef DATAOPS_HAVE_PG
+    &wh_pg_ops,
+#endif
+#ifdef DATAOPS_HAVE_BQ
+    &wh_bq_ops,
+#endif
     NULL,
 };
 
@@ -32,7 +38,8 @@ static const struct wh_ops *find(const char *url)
         return &wh_sqlite_ops;
     }
     for (int i = 0; backends[i]; i++) {
-        if (strcmp(backends[i]->scheme, scheme) == 0) {
+        if (strcmp(backends[i]->scheme, scheme) == 0 ||
+            (backends[i]->alias && strcmp(backends[i]->alias, scheme) == 0)) {
             return backends[i];
         }
     }
@@ -50,7 +57,7 @@ int wh_url_supported(const char *url, char *why, size_t n)
     }
     char scheme[16];
     scheme_of(url, scheme, sizeof(scheme));
-    for (int i = 0; planned[i]; i++) {
+    for (int i = 0; planned[i]; i++) {  /* reached only when not compiled in */
         if (strcmp(planned[i], scheme) == 0) {
             snprintf(why, n, "'%s://' warehouses are not supported by this build", scheme);
             return 0;

@@ -26,18 +26,22 @@
 
 enum wh_table { WH_RAW = 0, WH_TRANSFORMED = 1 };
 
+struct config;
+
 struct wh_names {
     const char *raw_dataset;
     const char *raw_table;
     const char *transformed_dataset;
     const char *transformed_table;
     const char *local_time_column;
+    const struct config *cfg;   /* every other setting; may be NULL (defaults) */
 };
 
 struct wh;
 
 struct wh_ops {
     const char *scheme;
+    const char *alias;   /* a second scheme name for the same backend, or NULL */
     int (*open)(const char *url, const struct wh_names *names, struct wh **out,
                 struct err *e);
     /* Take the run lock, waiting up to timeout_s; ERR_LOCKED when it stays
@@ -78,5 +82,11 @@ int wh_open(const char *url, const struct wh_names *names, struct wh **out, stru
 void wh_close(struct wh *w);
 
 extern const struct wh_ops wh_sqlite_ops;
+#ifdef DATAOPS_HAVE_PG
+extern const struct wh_ops wh_pg_ops;
+#endif
+#ifdef DATAOPS_HAVE_BQ
+extern const struct wh_ops wh_bq_ops;
+#endif
 
 #endif
