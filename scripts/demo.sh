@@ -58,6 +58,6 @@ if command -v sqlite3 >/dev/null 2>&1; then
                 max(utc_singapore_datetime) AS last_candle_singapore
            FROM processed_binance_btcusdt_spot GROUP BY 1, 2 ORDER BY 1, 2;"
     echo
-    echo "lake objects: $(find "$out/lake" -name '*.csv' | wc -l) CSV files, artifacts of $(ls "$out/lake/thebareops_production/pipeline-dataops" | wc -l) run(s)"
+    echo "lake objects: $(find "$out/lake" -name '*.csv' | wc -l) CSV files, artifacts of $(find "$out/lake/thebareops_production/pipeline-dataops" -mindepth 1 -maxdepth 1 -type d | wc -l) run(s)"
 fi
 exit "$status"

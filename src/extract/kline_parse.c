@@ -126,6 +126,12 @@ static int parse_str(struct scan *s, int field, struct kline *k)
     if (memchr(q, '\\', n)) {
         return fail(s, field, "escape sequences are not allowed here");
     }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)q[i] < 0x20) {
+            /* JSON forbids raw control characters inside strings. */
+            return fail(s, field, "control character inside a string");
+        }
+    }
     if (n >= KLINE_STR_MAX) {
         return fail(s, field, "value too long");
     }
