@@ -42,6 +42,15 @@
 #include "version.h"
 
 #define LOG_CAPTURE_MAX (8u << 20)
+
+/* Stage timing: T0 starts a lap, LAP(stage) adds the time since to stage. */
+#define T0() int64_t t_lap_ = run_clock_ns()
+#define LAP(p, stage)                                                     \
+    do {                                                                  \
+        int64_t t_now_ = run_clock_ns();                                  \
+        (p)->run.stage_ns[stage] += t_now_ - t_lap_;                      \
+        t_lap_ = t_now_;                                                  \
+    } while (0)
 #define SCAN_ROWS 1000
 
 struct pipe {
@@ -118,9 +127,11 @@ static int seg_commit(struct pipe *p, struct segment *s, enum wh_table t, int *o
                       struct err *e)
 {
     char uri[1400] = "";
+    T0();
     if (s->writer) {
         lake_uri(p->lake, s->key, uri, sizeof(uri));
         int rc = lake_commit(s->writer, e);
+        LAP(p, t == WH_RAW ? RS_LAKE_RAW : RS_LAKE_TRANSFORMED);
         s->writer = NULL;
         if (rc != 0) {
             return rc;
@@ -133,11 +144,12 @@ static int seg_commit(struct pipe *p, struct segment *s, enum wh_table t, int *o
         }
     }
     if (s->txn) {
-        if (p->wh->ops->commit(p->wh, uri, e) != 0) {
-            s->txn = 0;
+        int rc = p->wh->ops->commit(p->wh, uri, e);
+        LAP(p, t == WH_RAW ? RS_LOAD_RAW : RS_LOAD_TRANSFORMED);
+        s->txn = 0;
+        if (rc != 0) {
             return e->code;
         }
-        s->txn = 0;
         if (FAILPOINT(t == WH_RAW ? "wh.raw.committed" : "wh.transformed.committed", e)) {
             return e->code;
         }
@@ -270,7 +282,10 @@ static int raw_stage(struct pipe *p, struct pair_stats *ps, const char *symbol,
             goto fail;
         }
         p->page.n = 0;
-        if ((rc = p->src->ops->fetch(p->src, symbol, iv, cursor, to, &p->page, &done, e)) != 0) {
+        T0();
+        rc = p->src->ops->fetch(p->src, symbol, iv, cursor, to, &p->page, &done, e);
+        LAP(p, RS_EXTRACT);
+        if (rc != 0) {
             err_wrap(e, "%s %s page at %" PRId64, symbol, iv->name, cursor);
             goto fail;
         }
@@ -289,8 +304,9 @@ static int raw_stage(struct pipe *p, struct pair_stats *ps, const char *symbol,
             goto fail;
         }
         int reached_now = 0;
-        if ((rc = screen_page(p, &s, ps, symbol, iv, cursor, to, &prev_open, &reached_now,
-                              e)) != 0) {
+        rc = screen_page(p, &s, ps, symbol, iv, cursor, to, &prev_open, &reached_now, e);
+        LAP(p, RS_VALIDATE_RAW);
+        if (rc != 0) {
             goto fail;
         }
         if (p->page.n > 0) {
@@ -302,9 +318,13 @@ static int raw_stage(struct pipe *p, struct pair_stats *ps, const char *symbol,
                 rc = err_set(e, ERR_NOMEM, "out of memory");
                 goto fail;
             }
-            if ((rc = lake_write(s.writer, p->csv.data, p->csv.len, e)) != 0 ||
-                (rc = p->wh->ops->put_raw(p->wh, symbol, iv->name, &p->page, p->updated_at,
-                                          e)) != 0) {
+            if ((rc = lake_write(s.writer, p->csv.data, p->csv.len, e)) != 0) {
+                goto fail;
+            }
+            LAP(p, RS_LAKE_RAW);
+            rc = p->wh->ops->put_raw(p->wh, symbol, iv->name, &p->page, p->updated_at, e);
+            LAP(p, RS_LOAD_RAW);
+            if (rc != 0) {
                 goto fail;
             }
             if (s.rows == 0 && (rc = FAILPOINT("wh.raw.inside", e)) != 0) {
@@ -361,7 +381,10 @@ static int transform_stage(struct pipe *p, struct pair_stats *ps, const char *sy
             goto fail;
         }
         p->page.n = 0;
-        if ((rc = p->wh->ops->scan_raw(p->wh, symbol, iv->name, after, &p->page, e)) != 0) {
+        T0();
+        rc = p->wh->ops->scan_raw(p->wh, symbol, iv->name, after, &p->page, e);
+        LAP(p, RS_READ_RAW);
+        if (rc != 0) {
             goto fail;
         }
         if (p->page.n == 0) {
@@ -383,6 +406,7 @@ static int transform_stage(struct pipe *p, struct pair_stats *ps, const char *sy
             p->tpage.n++;
         }
         after = p->page.rows[p->page.n - 1].open_time;
+        LAP(p, RS_TRANSFORM);
         if (p->tpage.n > 0) {
             if (!s.writer && (rc = seg_start(p, &s, WH_TRANSFORMED, symbol, iv, e)) != 0) {
                 goto fail;
@@ -392,8 +416,13 @@ static int transform_stage(struct pipe *p, struct pair_stats *ps, const char *sy
                 rc = err_set(e, ERR_NOMEM, "out of memory");
                 goto fail;
             }
-            if ((rc = lake_write(s.writer, p->csv.data, p->csv.len, e)) != 0 ||
-                (rc = p->wh->ops->put_transformed(p->wh, symbol, iv->name, &p->tpage, e)) != 0) {
+            if ((rc = lake_write(s.writer, p->csv.data, p->csv.len, e)) != 0) {
+                goto fail;
+            }
+            LAP(p, RS_LAKE_TRANSFORMED);
+            rc = p->wh->ops->put_transformed(p->wh, symbol, iv->name, &p->tpage, e);
+            LAP(p, RS_LOAD_TRANSFORMED);
+            if (rc != 0) {
                 goto fail;
             }
             if (s.rows == 0 && (rc = FAILPOINT("wh.transformed.inside", e)) != 0) {
@@ -620,6 +649,7 @@ finish:
             log_error("pipeline", "run failed: %s", e.msg);
         }
     }
+    int64_t t_meta = run_clock_ns();
     if (recorded) {
         struct err e2;
         err_clear(&e2);
@@ -639,6 +669,8 @@ finish:
         log_info("pipeline", "run %s finished: %s", p.run.run_id, p.run.status);
         struct err e2;
         err_clear(&e2);
+        /* metadata.json carries the time spent so far on metadata too. */
+        p.run.stage_ns[RS_METADATA] += run_clock_ns() - t_meta;
         if (write_artifacts(&p, &log_buf, &e2) != 0) {
             log_error("metadata", "cannot write the run's artifacts: %s", e2.msg);
             if (exit_code == 0) {

@@ -100,11 +100,21 @@ int csv_raw_rows(struct buf *out, const struct kline_batch *b, const char *symbo
     return 0;
 }
 
-/* %.17g round-trips every double; this is the only printf left per row and
- * it is on the transformed object only. */
-static char *put_double(char *p, double v)
+/* A transformed number is strtod() of the raw decimal string, so writing
+ * that string reads back to exactly the same double: no float formatting
+ * in the loop.  Without the raw row, %.17g round-trips every double. */
+static const int num_slot[TN_COUNT] = {
+    KS_OPEN, KS_HIGH, KS_LOW, KS_CLOSE, KS_VOLUME, KS_QUOTE_VOLUME, KS_TAKER_BASE,
+    KS_TAKER_QUOTE,
+};
+
+static char *put_num(char *p, const struct tkline *t, int f)
 {
-    return p + snprintf(p, 32, "%.17g", v);
+    if (t->src) {
+        int slot = num_slot[f];
+        return put_str(p, t->src->s[slot], t->src->len[slot]);
+    }
+    return p + snprintf(p, 32, "%.17g", t->v[f]);
 }
 
 int csv_transformed_rows(struct buf *out, const struct tkline_batch *b, const char *symbol,
@@ -114,7 +124,7 @@ int csv_transformed_rows(struct buf *out, const struct tkline_batch *b, const ch
     size_t il = strlen(interval);
     for (size_t i = 0; i < b->n; i++) {
         const struct tkline *t = &b->rows[i];
-        if (buf_reserve(out, 8 * 32 + 5 * 32 + 24 + KLINE_STR_MAX + sl + il + 32)) {
+        if (buf_reserve(out, 8 * KLINE_STR_MAX + 5 * 32 + 24 + KLINE_STR_MAX + sl + il + 32)) {
             return -1;
         }
         char *p = out->data + out->len;
@@ -123,18 +133,18 @@ int csv_transformed_rows(struct buf *out, const struct tkline_batch *b, const ch
         p = put_str(p, t->open_dt, 23);
         for (int f = TN_OPEN; f <= TN_VOLUME; f++) {
             *p++ = ',';
-            p = put_double(p, t->v[f]);
+            p = put_num(p, t, f);
         }
         *p++ = ',';
         p = put_str(p, t->close_dt, 23);
         *p++ = ',';
-        p = put_double(p, t->v[TN_QUOTE_VOLUME]);
+        p = put_num(p, t, TN_QUOTE_VOLUME);
         *p++ = ',';
         p = put_i64(p, t->trades);
         *p++ = ',';
-        p = put_double(p, t->v[TN_TAKER_BASE]);
+        p = put_num(p, t, TN_TAKER_BASE);
         *p++ = ',';
-        p = put_double(p, t->v[TN_TAKER_QUOTE]);
+        p = put_num(p, t, TN_TAKER_QUOTE);
         *p++ = ',';
         p = put_str(p, t->ignore, strlen(t->ignore));
         *p++ = ',';

@@ -3,8 +3,9 @@
  *
  * Raw objects: the original's raw columns in order, then symbol and
  * interval; decimals exactly as received.  Transformed objects: the
- * transformed columns, numbers printed with 17 significant digits so that
- * reading them back gives the same doubles.  A header line names the
+ * transformed columns; each number is written as the raw decimal string it
+ * was cast from (so it reads back to the same double), or with 17
+ * significant digits when the raw row is not at hand.  A header line names the
  * columns; lines end in \n; no field needs quoting (the values are numbers,
  * datetimes and validated symbols).
  */

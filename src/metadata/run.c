@@ -6,11 +6,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/timeutil.h"
 #include "util/uuid.h"
 #include "version.h"
+
+const char *const run_stage_names[RS__COUNT] = {
+    "extract", "validate_raw", "lake_raw", "load_raw", "read_raw", "transform",
+    "lake_transformed", "load_transformed", "metadata",
+};
+
+int64_t run_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 int run_init(struct run *r, size_t cap)
 {
@@ -94,7 +107,12 @@ int run_to_json(const struct run *r, struct buf *out)
     rc |= put_str(out, "status", r->status);
     rc |= buf_printf(out, ",\"exit_code\":%d,", r->exit_code);
     rc |= put_str(out, "error", r->error);
-    rc |= buf_puts(out, ",\"pairs\":[");
+    rc |= buf_puts(out, ",\"stages_ms\":{");
+    for (int s = 0; s < RS__COUNT; s++) {
+        rc |= buf_printf(out, "%s\"%s\":%.3f", s ? "," : "", run_stage_names[s],
+                         (double)r->stage_ns[s] / 1e6);
+    }
+    rc |= buf_puts(out, "},\"pairs\":[");
     for (size_t i = 0; i < r->npairs; i++) {
         const struct pair_stats *p = &r->pairs[i];
         rc |= buf_puts(out, i ? ",{" : "{");

@@ -45,6 +45,23 @@ struct pair_stats {
     char error[512];
 };
 
+/* Where a run's time goes, for the run record and the benchmarks.  Timed
+ * per page or batch, never per row. */
+enum run_stage {
+    RS_EXTRACT = 0,         /* fetching and parsing pages */
+    RS_VALIDATE_RAW,
+    RS_LAKE_RAW,            /* raw CSV and its object */
+    RS_LOAD_RAW,            /* raw upserts and commits */
+    RS_READ_RAW,            /* reading raw rows back for the transform */
+    RS_TRANSFORM,           /* casts and transformed validation */
+    RS_LAKE_TRANSFORMED,
+    RS_LOAD_TRANSFORMED,
+    RS_METADATA,            /* run records and artifacts */
+    RS__COUNT
+};
+
+extern const char *const run_stage_names[RS__COUNT];
+
 struct run {
     char run_id[37];
     char git_commit[64];
@@ -57,7 +74,10 @@ struct run {
     int exit_code;
     struct pair_stats *pairs;
     size_t npairs;
+    int64_t stage_ns[RS__COUNT];
 };
+
+int64_t run_clock_ns(void);
 
 /* Fill id, commit, host and start time; pairs is allocated for cap pairs. */
 int run_init(struct run *r, size_t cap);

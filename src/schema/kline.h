@@ -74,6 +74,9 @@ struct tkline {
     char local_dt[32];       /* utc_datetime in the configured zone, with offset */
     char ignore[KLINE_STR_MAX];
     char updated_at[24];     /* when the raw row was extracted */
+    /* The raw row this came from (borrowed, valid while its batch lives),
+     * or NULL.  Its decimal strings read back to exactly v[]. */
+    const struct kline *src;
 };
 
 struct tkline_batch {

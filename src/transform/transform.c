@@ -28,4 +28,5 @@ void transform_row(const struct kline *k, struct tkline *t)
     tz_format_local(k->open_time, t->local_dt);
     memcpy(t->ignore, k->s[KS_IGNORE], (size_t)k->len[KS_IGNORE] + 1);
     memcpy(t->updated_at, k->updated_at, sizeof(t->updated_at));
+    t->src = k;
 }
