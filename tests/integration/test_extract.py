@@ -158,6 +158,83 @@ class ErrorBodyTest(PipelineTest):
         self.assertEqual(self.count(TRANSFORMED), 0)
 
 
+class HostileResponseTest(PipelineTest):
+    """Responses that are not what the exchange documents never crash the
+    program and never reach a table unvalidated."""
+
+    def test_duplicated_and_out_of_order_rows_are_quarantined(self):
+        rows = [list(r) for r in load_rows(F15M)[:12]]
+        bad = rows[:4] + [rows[3]] + rows[4:6] + [rows[2]] + rows[6:]
+        body = write_rows(os.path.join(self.dir, "dups.json"), bad)
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=1679900000000,
+                       faults=["klines:1:body:" + body])
+        r = self.run_dataops("run", "--intervals", "15m", "--start", "2023-03-20",
+                             "--end", str(rows[-1][6] + 1), BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 3, r)
+        reasons = [q[0] for q in self.query("SELECT reason FROM dataops_quarantine "
+                                            "ORDER BY rowid")]
+        self.assertEqual(len(reasons), 2, reasons)
+        self.assertIn("duplicate open_time", reasons[0])
+        self.assertIn("goes back in time", reasons[1])
+        got = [g[0] for g in self.query('SELECT open_time FROM "%s" ORDER BY 1' % RAW)]
+        self.assertEqual(got, [row[0] for row in rows])
+
+    def test_a_page_that_goes_back_in_time_fails_the_pair(self):
+        start = 1577836800000
+        fx = self.fake(synth=["ETHUSDT:1m:%d:2500" % start], now=start + 2500 * 60000)
+        first = os.path.join(self.dir, "first.json")
+        import urllib.request
+        with urllib.request.urlopen(fx.url + "/api/v3/klines?symbol=ETHUSDT&interval=1m"
+                                    "&startTime=%d&limit=1000" % start) as resp, \
+                open(first, "wb") as f:
+            f.write(resp.read())
+        fx.add_fault("klines:2:body:" + first)
+        r = self.run_dataops("run", "--symbols", "ETHUSDT", "--start", str(start),
+                             BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("went back in time", r.err)
+        self.assertEqual(self.count(RAW), 0, "the batch of that pair is not half-loaded")
+
+    def test_a_huge_body_is_refused(self):
+        big = os.path.join(self.dir, "big.json")
+        with open(big, "w") as f:
+            f.write("[" + " " * (17 << 20) + "]")
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=1679900000000,
+                       faults=["klines:1:body:" + big])
+        r = self.run_dataops("run", "--intervals", "15m", "--start", "2023-03-20",
+                             BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("larger than 16777216 bytes", r.err)
+        self.assertEqual(self.count(RAW), 0)
+
+    def test_type_errors_name_the_row_and_field(self):
+        rows = [list(r) for r in load_rows(F15M)[:3]]
+        cases = [
+            (lambda r: r[1].__setitem__(4, None), "row 1, field close", "null"),
+            (lambda r: r[2].__setitem__(8, "12"), "row 2, field number_of_trades",
+             "a string"),
+            (lambda r: r[0].__setitem__(5, "NaN"), "row 0, field volume",
+             "not a decimal number"),
+            (lambda r: r[1].append("x"), "row 1 has more than 12 fields", ""),
+            (lambda r: r[0].pop(), "row 0 has 11 fields", ""),
+        ]
+        for mutate, where, what in cases:
+            with self.subTest(where=where):
+                data = [list(x) for x in rows]
+                mutate(data)
+                body = write_rows(os.path.join(self.dir, "t.json"), data)
+                fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=1679900000000,
+                               faults=["klines:1:body:" + body])
+                r = self.run_dataops("run", "--intervals", "15m", "--start", "2023-03-20",
+                                     "--warehouse", os.path.join(self.dir, "t.db"),
+                                     BINANCE_BASE_URL=fx.url)
+                fx.stop()
+                self.assertEqual(r.code, 1, r)
+                self.assertIn(where, r.err)
+                self.assertIn(what, r.err)
+                self.assertEqual(self.count(RAW, path=os.path.join(self.dir, "t.db")), 0)
+
+
 class NetworkFaultTest(PipelineTest):
     NOW = 1679900000000
 
