@@ -39,8 +39,8 @@ asan:
 	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DDATAOPS_SANITIZE=ON -DDATAOPS_WERROR=ON \
 		-DGIT_COMMIT_HASH=$(GIT_COMMIT_HASH)
 	cmake --build $(ASAN_DIR) -j$(JOBS)
-	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS)
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:exitcode=86 LSAN_OPTIONS=exitcode=86 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86 ctest $(CTEST_FLAGS)
 
 valgrind: build
 	scripts/valgrind-run.sh $(BUILD_DIR)/dataops

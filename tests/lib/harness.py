@@ -30,6 +30,10 @@ F1M = os.path.join(DATA, "patten-trainer", "data", "BTCUSDT_1m.json")
 F5M = os.path.join(DATA, "patten-trainer", "data", "BTCUSDT_5m.json")
 CSV1H = os.path.join(DATA, "batmayacagiz", "BTCUSDT-1h-2022-01.csv")
 
+# make asan runs with ASAN_OPTIONS/UBSAN_OPTIONS exitcode=86, so a report is
+# never mistaken for an expected failure exit code.
+SANITIZER_EXIT = 86
+
 RAW = "raw_binance_btcusdt_spot"
 TRANSFORMED = "processed_binance_btcusdt_spot"
 
@@ -161,6 +165,8 @@ class PipelineTest(unittest.TestCase):
         p = subprocess.Popen([BIN] + list(args), cwd=cwd or self.dir, env=e,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out, err = p.communicate(timeout=timeout)
+        if p.returncode == SANITIZER_EXIT:
+            raise AssertionError("sanitizer report from dataops %s:\n%s" % (args, err[-6000:]))
         return Result(p, out, err)
 
     def db(self, path=None):
