@@ -70,8 +70,12 @@ FUZZ_SECONDS ?= 30
 fuzz: fuzz-build
 	scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
+# Side-by-side figures on 100k and 1M rows (the references need ../shared/bench,
+# python3-pandas, python3-pydantic and npm); BENCH_FLAGS=--big adds 10M rows.
+BENCH_FLAGS ?=
 bench: build
-	bench/run.sh $(BUILD_DIR)/dataops
+	@scripts/install-deps.sh --if-missing bench
+	python3 bench/bench.py --dataops $(BUILD_DIR)/dataops $(BENCH_FLAGS)
 
 check: deps test asan lint fuzz test-container
 
