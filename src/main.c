@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "conf/config.h"
 #include "pipeline.h"
 #include "util/failpoint.h"
@@ -23,7 +24,15 @@
 #include "util/log.h"
 #include "version.h"
 
-enum cmd { CMD_NONE, CMD_RUN, CMD_CONFIG, CMD_VERSION, CMD_CHECK_CREDENTIALS, CMD_HELP };
+enum cmd {
+    CMD_NONE,
+    CMD_RUN,
+    CMD_CHECK,
+    CMD_CONFIG,
+    CMD_VERSION,
+    CMD_CHECK_CREDENTIALS,
+    CMD_HELP
+};
 
 static const struct {
     const char *name;
@@ -31,6 +40,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"run", CMD_RUN, "run the pipeline once for every configured (symbol, interval)"},
+    {"check", CMD_CHECK, "verify the exchange, symbols, lake and warehouse; move no data"},
     {"config", CMD_CONFIG, "print the effective configuration as JSON, secrets redacted"},
     {"version", CMD_VERSION, "print the version and the git commit baked in at build time"},
     {"check-credentials", CMD_CHECK_CREDENTIALS,
@@ -72,6 +82,15 @@ static void usage(FILE *f, enum cmd cmd)
         fprintf(f, "\nExit codes: 0 success, 1 runtime failure, 2 usage or configuration error, "
                    "3 rows failed\nvalidation (quarantined), 4 another run holds the warehouse "
                    "lock.\n");
+        return;
+    case CMD_CHECK:
+        fprintf(f, "usage: dataops check [options]\n\nBefore any data moves: ask the "
+                   "exchange for its clock, check that every symbol\nis listed, that the lake "
+                   "accepts objects and that the warehouse opens with working\ncredentials. "
+                   "Prints one line per check. No data is written (a missing lake\ndirectory "
+                   "or SQLite file is created, as the first run would). Exit 0 if all\npass, "
+                   "1 if a check failed, 2 for a configuration problem.\n");
+        usage_options(f, 1);
         return;
     case CMD_CONFIG:
         fprintf(f, "usage: dataops config [options]\n\nPrint every setting's effective value "
@@ -280,6 +299,10 @@ int main(int argc, char **argv)
         goto out;
     }
     interrupt_install();
+    if (cmd == CMD_CHECK) {
+        rc = check_run(&cfg);
+        goto out;
+    }
     failpoint_init(getenv("DATAOPS_FAILPOINT"));
     rc = pipeline_run(&cfg);
 out:

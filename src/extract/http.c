@@ -182,20 +182,23 @@ int http_get(struct http_client *c, const char *url, struct http_resp *r, struct
                        c->o.max_body);
     }
     if (rc != CURLE_OK) {
-        const char *kind = "network error";
+        const char *kind = "network error with";
         if (rc == CURLE_OPERATION_TIMEDOUT) {
-            kind = "timeout";
+            kind = "timeout waiting for";
         }
         else if (rc == CURLE_PARTIAL_FILE) {
-            kind = "truncated body";
+            kind = "truncated body from";
         }
         else if (rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR) {
-            kind = "connection reset";
+            kind = "connection reset by";
         }
         else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
-            kind = "cannot connect";
+            kind = "cannot connect to";
         }
-        return err_set(e, ERR_NET, "%s from %s: %s", kind, origin, curl_easy_strerror(rc));
+        else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR) {
+            kind = "TLS verification failed for";
+        }
+        return err_set(e, ERR_NET, "%s %s: %s", kind, origin, curl_easy_strerror(rc));
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     return 0;

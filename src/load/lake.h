@@ -37,6 +37,10 @@ struct lake_ops {
     /* The object's full URI, for run records. */
     void (*uri)(const struct lake *lk, const char *key, char *out, size_t n);
     void (*close)(struct lake *lk);
+    /* Optional (NULL = opening is the check): verify, without leaving
+     * anything behind, that objects can be created where the pipeline will
+     * write them; ERR_CONFIG / ERR_HTTP_FATAL naming what is missing. */
+    int (*check)(struct lake *lk, struct err *e);
 };
 
 /* Every backend's state starts with this. */

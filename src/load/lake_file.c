@@ -94,13 +94,16 @@ static int file_open(const char *url, const struct config *cfg, struct lake **ou
         return err_set(e, ERR_LAKE, "lake path '%s' is too long", path);
     }
     snprintf(tmpdir, sizeof(tmpdir), "%s/.tmp", lk->root);
+    err_clear(e);
     if (fs_mkdir_p(tmpdir, e) != 0 || access(tmpdir, W_OK) != 0) {
         if (e->code == ERR_OK) {
             err_set(e, ERR_LAKE, "lake directory '%s' is not writable: %s", lk->root,
                     strerror(errno));
         }
         else {
-            err_set(e, ERR_LAKE, "lake directory '%s' is not usable: %s", lk->root, e->msg);
+            char why[sizeof(e->msg)];
+            snprintf(why, sizeof(why), "%s", e->msg);
+            err_set(e, ERR_LAKE, "lake directory '%s' is not usable: %s", lk->root, why);
         }
         free(lk);
         return ERR_LAKE;

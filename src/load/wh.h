@@ -71,6 +71,10 @@ struct wh_ops {
     /* Insert or update the run and its pairs (its own transaction). */
     int (*record_run)(struct wh *w, const struct run *r, struct err *e);
     void (*close)(struct wh *w);
+    /* Optional (NULL = opening is the check): verify credentials, datasets
+     * and permissions without changing anything; the message names what is
+     * missing. */
+    int (*check)(struct wh *w, struct err *e);
 };
 
 struct wh {

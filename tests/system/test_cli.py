@@ -144,6 +144,31 @@ class BadConfigTest(PipelineTest):
         self.assertIn("'7m'", r.err)
 
 
+class CheckTest(PipelineTest):
+    def test_all_checks_pass_and_no_data_moves(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=1679900000000)
+        r = self.run_dataops("check", "--intervals", "15m", BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        for what in ("exchange", "symbols", "lake", "warehouse"):
+            self.assertRegex(r.out, r"ok +%s " % what)
+        self.assertIn("all checks passed", r.out)
+        self.assertEqual(fx.requests("/api/v3/klines"), [])
+        self.assertEqual(self.query("SELECT count(*) FROM sqlite_master")[0][0], 0)
+
+    def test_failures_are_named(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=1679900000000)
+        r = self.run_dataops("check", "--symbols", "NOPEUSDT", BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 2, r)
+        self.assertRegex(r.out, r"FAIL +symbols +NOPEUSDT: .*-1121")
+        blocker = os.path.join(self.dir, "file")
+        open(blocker, "w").close()
+        r = self.run_dataops("check", "--lake", os.path.join(blocker, "lake"),
+                             BINANCE_BASE_URL="http://127.0.0.1:9", DATAOPS_HTTP_RETRIES="0")
+        self.assertEqual(r.code, 1, r)
+        self.assertRegex(r.out, r"FAIL +exchange +http://127.0.0.1:9: .*cannot connect to")
+        self.assertRegex(r.out, r"FAIL +lake .*not usable")
+
+
 class LogFormatTest(PipelineTest):
     def run_small(self, **env):
         fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=1679900000000)
