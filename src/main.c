@@ -104,8 +104,8 @@ static void usage(FILE *f, enum cmd cmd)
         return;
     case CMD_CHECK_CREDENTIALS:
         fprintf(f, "usage: dataops check-credentials FILE\n\nExit 0 if FILE holds a Google "
-                   "credentials JSON object (a service-account key with\nclient_email and "
-                   "private_key, or authorized_user), else 2. Never prints the file.\n");
+                   "service-account key (JSON with type service_account,\nclient_email and a PEM "
+                   "private_key), else 2. Never prints the file.\n");
         return;
     default:
         break;
@@ -151,14 +151,9 @@ static int check_credentials(const char *path)
                 problem = "is a service-account key without a PEM private_key";
             }
         }
-        else if (strcmp(type->valuestring, "authorized_user") == 0) {
-            if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "refresh_token"))) {
-                problem = "is authorized_user credentials without a refresh_token";
-            }
-        }
         else {
-            problem = "has an unsupported \"type\" (expected service_account or "
-                      "authorized_user)";
+            problem = "has an unsupported \"type\" (dataops uses service-account keys; "
+                      "without a key file it uses the metadata server)";
         }
     }
     cJSON_Delete(j);

@@ -139,6 +139,10 @@ static int parse_str(struct scan *s, int field, struct kline *k)
     if (slot != KS_IGNORE && !dec_valid(q, n)) {
         return fail(s, field, "not a decimal number");
     }
+    if (slot == KS_IGNORE && (memchr(q, ',', n) || memchr(q, '"', n))) {
+        /* It is written to CSV unquoted, like every other field. */
+        return fail(s, field, "a comma or quote is not allowed here");
+    }
     memcpy(k->s[slot], q, n);
     k->s[slot][n] = '\0';
     k->len[slot] = (uint8_t)n;

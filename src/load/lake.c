@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "conf/config.h"
+
 static const struct lake_ops *const backends[] = {
     &lake_file_ops,
 #ifdef DATAOPS_HAVE_S3
@@ -48,8 +50,11 @@ static const struct lake_ops *find(const char *url)
     return NULL;
 }
 
-int lake_url_supported(const char *url, char *why, size_t n)
+int lake_url_supported(const char *url_in, char *why, size_t n)
 {
+    /* Messages show the URL with any password masked. */
+    char url[512];
+    config_mask_url(url_in, url, sizeof(url));
     if (!url[0]) {
         snprintf(why, n, "empty lake location");
         return 0;
@@ -61,12 +66,25 @@ int lake_url_supported(const char *url, char *why, size_t n)
     scheme_of(url, scheme, sizeof(scheme));
     for (int i = 0; planned[i]; i++) {
         if (strcmp(planned[i], scheme) == 0) {
-            snprintf(why, n, "'%s://' lakes are not supported by this build", scheme);
+            snprintf(why, n, "'%.200s': %s:// lakes are not supported by this build", url,
+                     scheme);
             return 0;
         }
     }
-    snprintf(why, n, "unknown URL scheme '%.20s' in '%.100s' (supported: a directory or "
-             "file:///path)", scheme[0] ? scheme : "?", url);
+    snprintf(why, n, "'%.200s' has an unknown URL scheme '%.20s' (supported: a directory, "
+             "file:///path%s%s)", url, scheme[0] ? scheme : "?",
+#ifdef DATAOPS_HAVE_S3
+             ", s3://bucket/prefix"
+#else
+             ""
+#endif
+             ,
+#ifdef DATAOPS_HAVE_GCS
+             ", gs://bucket"
+#else
+             ""
+#endif
+    );
     return 0;
 }
 

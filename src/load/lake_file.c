@@ -191,7 +191,8 @@ static int file_commit(struct lake_writer *base, struct err *e)
     *strrchr(dir, '/') = '\0';
     if (fs_mkdir_p(dir, e) != 0) {
         file_abort(base);
-        return err_set(e, ERR_LAKE, "%s", e->msg);
+        e->code = ERR_LAKE;   /* fs_mkdir_p's message names the directory */
+        return ERR_LAKE;
     }
     step = "rename";
     if (renameat2(AT_FDCWD, w->tmp, AT_FDCWD, w->final, RENAME_NOREPLACE) != 0) {

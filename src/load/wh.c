@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "conf/config.h"
+
 static const struct wh_ops *const backends[] = {
     &wh_sqlite_ops,
 #ifdef DATAOPS_HAVE_PG
@@ -46,8 +48,11 @@ static const struct wh_ops *find(const char *url)
     return NULL;
 }
 
-int wh_url_supported(const char *url, char *why, size_t n)
+int wh_url_supported(const char *url_in, char *why, size_t n)
 {
+    /* Messages show the URL with any password masked. */
+    char url[512];
+    config_mask_url(url_in, url, sizeof(url));
     if (!url[0]) {
         snprintf(why, n, "empty warehouse location");
         return 0;
@@ -59,12 +64,25 @@ int wh_url_supported(const char *url, char *why, size_t n)
     scheme_of(url, scheme, sizeof(scheme));
     for (int i = 0; planned[i]; i++) {  /* reached only when not compiled in */
         if (strcmp(planned[i], scheme) == 0) {
-            snprintf(why, n, "'%s://' warehouses are not supported by this build", scheme);
+            snprintf(why, n, "'%.200s': %s:// warehouses are not supported by this build",
+                     url, scheme);
             return 0;
         }
     }
-    snprintf(why, n, "unknown URL scheme '%.20s' (supported: a path or sqlite:///path)",
-             scheme[0] ? scheme : "?");
+    snprintf(why, n, "'%.200s' has an unknown URL scheme '%.20s' (supported: a path, "
+             "sqlite:///path%s%s)", url, scheme[0] ? scheme : "?",
+#ifdef DATAOPS_HAVE_PG
+             ", postgresql://..."
+#else
+             ""
+#endif
+             ,
+#ifdef DATAOPS_HAVE_BQ
+             ", bigquery://PROJECT"
+#else
+             ""
+#endif
+    );
     return 0;
 }
 

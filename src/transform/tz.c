@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,7 +37,18 @@ int tz_valid(const char *name)
     const char *dir = getenv("TZDIR");
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", name);
-    return access(path, R_OK) == 0;
+    /* A zone is a regular file starting with the TZif magic: "Asia" (a
+     * directory) or "leapseconds" would make glibc fall back to UTC. */
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return 0;
+    }
+    char magic[4] = {0};
+    struct stat st;
+    int ok = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+             fread(magic, 1, 4, f) == 4 && memcmp(magic, "TZif", 4) == 0;
+    fclose(f);
+    return ok;
 }
 
 int tz_init(const char *name)

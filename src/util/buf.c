@@ -37,6 +37,9 @@ int buf_reserve(struct buf *b, size_t extra)
     if (b->max && (extra > b->max || b->len > b->max - extra)) {
         return -1;
     }
+    if (extra > (size_t)-1 - b->len - 1) {
+        return -1;   /* len + extra + 1 would wrap around */
+    }
     size_t need = b->len + extra + 1;   /* room for the terminating NUL */
     if (need <= b->cap) {
         return 0;

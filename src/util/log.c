@@ -14,7 +14,10 @@
 
 #include "util/timeutil.h"
 
-#define MAX_SECRETS 32
+/* Settings' secrets come first; short-lived tokens may add many more over a
+ * long run, so the list is generous (a linear scan per line is cheap next
+ * to formatting it). */
+#define MAX_SECRETS 512
 
 static struct {
     enum log_level level;

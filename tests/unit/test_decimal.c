@@ -1,0 +1,192 @@
+/*
+ * test_decimal.c - unit tests for src/schema/decimal.c: the grammar check
+ * dec_valid (-?[0-9]+(\.[0-9]+)?, nothing else), exact comparison dec_cmp
+ * (trailing and leading zeros, negative zero, signs, long fractions,
+ * integer-length differences, antisymmetry) and dec_negative.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "schema/decimal.h"
+
+static int valid(const char *s)
+{
+    return dec_valid(s, strlen(s));
+}
+
+static void test_valid_accepts(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "0", "123.45", "-1.5", "0.00000000", "56714.01000000", "-0", "-0.0", "007",
+        "1234567890123456789012345678901234567890", "0.000000000000000000000001",
+        "9", "10.5",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (!valid(good[i])) {
+            fail_msg("dec_valid(\"%s\") should accept it", good[i]);
+        }
+    }
+}
+
+static void test_valid_rejects(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "", "-", "1.", ".5", "1e5", "1E5", "NaN", "nan", "Infinity", "-Infinity", "inf",
+        "1,5", " 1", "1 ", "+1", "--1", "1.2.3", "0x10", "1.-5", "-.5", "1..2", "\xd9\xa1",
+        "12a", "a12", ".", "-.", "1.5e-3",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (valid(bad[i])) {
+            fail_msg("dec_valid(\"%s\") should reject it", bad[i]);
+        }
+    }
+}
+
+/* The length argument is honoured: only s[0..n) is looked at. */
+static void test_valid_uses_length(void **state)
+{
+    (void)state;
+    const char *s = "12.50xyz";
+    assert_true(dec_valid(s, 5));
+    assert_false(dec_valid(s, 6));
+    assert_false(dec_valid(s, 3));    /* "12." */
+    assert_true(dec_valid(s, 2));     /* "12" */
+    assert_false(dec_valid(s, 0));
+    const char with_nul[] = {'1', '\0', '2'};
+    assert_false(dec_valid(with_nul, 3));
+}
+
+struct cmp_case {
+    const char *a;
+    const char *b;
+    int sign;   /* -1, 0, 1 */
+};
+
+static const struct cmp_case cmp_cases[] = {
+    {"1.10", "1.1", 0},
+    {"1.1", "1.10000000", 0},
+    {"007.5", "7.5", 0},
+    {"007.50", "7.5", 0},
+    {"0", "0", 0},
+    {"-0", "0", 0},
+    {"-0.00000000", "0", 0},
+    {"0.0", "0", 0},
+    {"00", "0", 0},
+    {"0.00000000", "-0", 0},
+    {"-1.5", "-1.50", 0},
+    {"56714.00000000", "56714", 0},
+    {"-1", "1", -1},
+    {"-2", "-1", -1},
+    {"-1.5", "-1.25", -1},
+    {"-10", "-9.99999999", -1},
+    {"-0.00000001", "0", -1},
+    {"0", "0.00000001", -1},
+    {"10", "9", 1},
+    {"100", "99.999999", 1},
+    {"1000", "0999", 1},
+    {"9", "10", -1},
+    {"123.45", "123.450000001", -1},
+    {"0.123456789012345678901", "0.12345678901234567890", 1},
+    {"0.12345678901234567890123456789", "0.12345678901234567890123456788", 1},
+    {"12345678901234567890123456789.5", "12345678901234567890123456789.49999", 1},
+    {"56714.01000000", "56714.00000000", 1},
+    {"56634.00000000", "56714.01000000", -1},
+    {"0.5", "0.05", 1},
+    {"0.05", "0.5", -1},
+    {"1", "0.99999999999999999999", 1},
+    {"-100", "-99", -1},
+    {"-0.5", "-0.05", -1},
+    {"5", "-5", 1},
+};
+
+static int sign_of(int v)
+{
+    return v < 0 ? -1 : (v > 0 ? 1 : 0);
+}
+
+static void test_cmp_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(cmp_cases) / sizeof(cmp_cases[0]); i++) {
+        const struct cmp_case *c = &cmp_cases[i];
+        assert_true(valid(c->a));
+        assert_true(valid(c->b));
+        int ab = sign_of(dec_cmp(c->a, strlen(c->a), c->b, strlen(c->b)));
+        int ba = sign_of(dec_cmp(c->b, strlen(c->b), c->a, strlen(c->a)));
+        if (ab != c->sign || ba != -c->sign) {
+            fail_msg("dec_cmp(\"%s\", \"%s\") = %d (reverse %d), expected %d", c->a, c->b, ab,
+                     ba, c->sign);
+        }
+        /* Every value equals itself. */
+        assert_int_equal(dec_cmp(c->a, strlen(c->a), c->a, strlen(c->a)), 0);
+    }
+}
+
+/* A sorted list compares consistently pairwise (a total order). */
+static void test_cmp_total_order(void **state)
+{
+    (void)state;
+    static const char *const sorted[] = {
+        "-1000", "-999.99999999", "-10", "-9.5", "-1.25", "-1", "-0.5", "-0.05",
+        "-0.00000001", "0", "0.00000001", "0.05", "0.5", "1", "1.00000001", "9.99", "10",
+        "99.999999", "100", "1000", "56714.01000000",
+    };
+    size_t n = sizeof(sorted) / sizeof(sorted[0]);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < n; j++) {
+            int c = sign_of(dec_cmp(sorted[i], strlen(sorted[i]), sorted[j], strlen(sorted[j])));
+            int want = i < j ? -1 : (i > j ? 1 : 0);
+            if (c != want) {
+                fail_msg("dec_cmp(\"%s\", \"%s\") = %d, expected %d", sorted[i], sorted[j], c,
+                         want);
+            }
+        }
+    }
+}
+
+/* Only s[0..n) is compared. */
+static void test_cmp_uses_length(void **state)
+{
+    (void)state;
+    const char *a = "1.59";
+    const char *b = "1.5";
+    assert_int_equal(dec_cmp(a, 3, b, 3), 0);
+    assert_true(dec_cmp(a, 4, b, 3) > 0);
+}
+
+static void test_negative(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int neg;
+    } cases[] = {
+        {"-1.5", 1}, {"-0.00000001", 1}, {"-100", 1}, {"-0", 0}, {"-0.00000000", 0},
+        {"-000", 0}, {"0", 0}, {"1", 0}, {"0.5", 0}, {"123.45", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (dec_negative(cases[i].s, strlen(cases[i].s)) != cases[i].neg) {
+            fail_msg("dec_negative(\"%s\") should be %d", cases[i].s, cases[i].neg);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_accepts),
+        cmocka_unit_test(test_valid_rejects),
+        cmocka_unit_test(test_valid_uses_length),
+        cmocka_unit_test(test_cmp_table),
+        cmocka_unit_test(test_cmp_total_order),
+        cmocka_unit_test(test_cmp_uses_length),
+        cmocka_unit_test(test_negative),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
