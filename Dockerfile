@@ -23,6 +23,7 @@ RUN apt-get update \
         libcjson-dev \
         zlib1g-dev \
         libpq-dev \
+        libzip-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -52,6 +53,7 @@ RUN apt-get update \
         libcjson1 \
         zlib1g \
         libpq5 \
+        libzip4 \
         ca-certificates \
         tzdata \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
@@ -74,7 +76,8 @@ RUN groupadd --system --gid "${APP_GID}" dataops \
 
 COPY --from=build /usr/local/bin/dataops /usr/local/bin/dataops
 COPY scripts/docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh /usr/local/bin/dataops \
+# (chmod: in case the checkout lost the executable bit, e.g. core.fileMode=false)
+RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh \
     && /usr/local/bin/dataops version
 
 ARG GIT_COMMIT_HASH=unknown

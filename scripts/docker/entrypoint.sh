@@ -18,7 +18,8 @@
 # (dataops not found). The secret is never printed: do not add `set -x`.
 
 set -eu
-umask 077
+# The key file is created under umask 077; dataops gets the caller's umask.
+caller_umask=$(umask)
 
 ENTRYPOINT_NAME=entrypoint
 
@@ -88,6 +89,7 @@ elif [ -n "$creds_b64" ]; then
         die 2 "the directory $creds_dir of GOOGLE_APPLICATION_CREDENTIALS is not writable by uid $(id -u); mount a writable volume there or mount the key file itself"
     fi
 
+    umask 077
     tmp_file=$(mktemp "$creds_dir/.credentials.XXXXXX") ||
         die 2 "cannot create a temporary file in $creds_dir"
     # Whatever happens before the rename, leave no partial key behind.
@@ -103,15 +105,19 @@ elif [ -n "$creds_b64" ]; then
     creds_b64=
     chmod 0600 "$tmp_file"
     if ! credentials_valid "$tmp_file" loud; then
-        die 2 "GOOGLE_APPLICATION_CREDENTIALS_JSON_BASE64 does not decode to valid Google credentials JSON (a service_account key with client_email and private_key, or authorized_user); nothing was written to $creds_file"
+        die 2 "GOOGLE_APPLICATION_CREDENTIALS_JSON_BASE64 does not decode to valid Google credentials JSON (a service_account key with client_email and private_key); nothing was written to $creds_file"
     fi
     mv -f "$tmp_file" "$creds_file" ||
         die 2 "cannot move the decoded credentials into $creds_file"
     trap - EXIT HUP INT TERM
     log info "decoded GOOGLE_APPLICATION_CREDENTIALS_JSON_BASE64 into $creds_file (mode 0600)"
 elif google_backend_configured; then
-    if [ -z "$creds_file" ]; then
-        die 2 "a Google backend is configured (DATAOPS_WAREHOUSE=${DATAOPS_WAREHOUSE:-} DATAOPS_LAKE=${DATAOPS_LAKE:-}) but GOOGLE_APPLICATION_CREDENTIALS is not set and GOOGLE_APPLICATION_CREDENTIALS_JSON_BASE64 is empty; refusing to start"
+    if [ -z "$creds_file" ] && [ "${DATAOPS_GOOGLE_AUTH:-}" = metadata ]; then
+        # GKE Workload Identity: no key file; dataops asks the metadata
+        # server (GCE_METADATA_HOST) for tokens.
+        log info "no key file: Google tokens come from the metadata server (DATAOPS_GOOGLE_AUTH=metadata)"
+    elif [ -z "$creds_file" ]; then
+        die 2 "a Google backend is configured (DATAOPS_WAREHOUSE bigquery:// or DATAOPS_LAKE gs://) but GOOGLE_APPLICATION_CREDENTIALS is not set and GOOGLE_APPLICATION_CREDENTIALS_JSON_BASE64 is empty; refusing to start (with Workload Identity, set DATAOPS_GOOGLE_AUTH=metadata)"
     elif [ ! -e "$creds_file" ]; then
         die 2 "a Google backend is configured but $creds_file (GOOGLE_APPLICATION_CREDENTIALS) does not exist and GOOGLE_APPLICATION_CREDENTIALS_JSON_BASE64 is empty; refusing to start"
     elif [ ! -r "$creds_file" ] || [ ! -f "$creds_file" ]; then
@@ -125,6 +131,7 @@ elif [ -n "$creds_file" ]; then
 fi
 
 unset creds_b64 creds_file creds_dir tmp_file
+umask "$caller_umask"
 
 if [ "$#" -eq 0 ]; then
     set -- run

@@ -213,6 +213,20 @@ const HOME_DIR = dfArg("HOME_DIR");
 const ENTRYPOINT = (dockerfile.match(/^ENTRYPOINT \["([^"]+)"/m) || [])[1];
 const IMAGE_TOKEN = "IMAGE_PLACEHOLDER";
 
+// The build stage must install every -dev package the project's own build
+// needs (scripts/install-deps.sh, group "build"): caught here in a second
+// rather than by a failing image build.
+const installDeps = path.join(ROOT, "scripts/install-deps.sh");
+if (fs.existsSync(installDeps)) {
+  check("Dockerfile: build stage installs every -dev package of scripts/install-deps.sh", () => {
+    const m = fs.readFileSync(installDeps, "utf8").match(/^pkgs_build="([^"]*)"/m);
+    assert(m, "pkgs_build not found in scripts/install-deps.sh");
+    const buildStage = dockerfile.split(/^FROM /m)[1] || "";
+    const missing = m[1].split(/\s+/).filter((p) => p.endsWith("-dev") && !new RegExp(`\\b${p.replace(/[.+]/g, "\\$&")}\\b`).test(buildStage));
+    assert(missing.length === 0, `missing from the build stage: ${missing.join(" ")} (and add the runtime library to the runtime stage)`);
+  });
+}
+
 check("Dockerfile: APP_UID, APP_GID, HOME_DIR and ENTRYPOINT found", () =>
   assert(IMAGE_UID > 0 && IMAGE_GID > 0 && HOME_DIR && ENTRYPOINT,
     `uid=${IMAGE_UID} gid=${IMAGE_GID} home=${HOME_DIR} entrypoint=${ENTRYPOINT}`));

@@ -78,6 +78,7 @@ if [ "${1:-}" = check-credentials ]; then
     exit 2
 fi
 echo "$$" >"$rec/pid"
+umask >"$rec/umask"
 printf '%s\n' "$@" >"$rec/argv"
 echo "$#" >"$rec/argc"
 env >"$rec/env"
@@ -135,6 +136,7 @@ ran_main() { [ -f "$REC/argv" ]; }
 not_ran_main() { [ ! -f "$REC/argv" ]; }
 rc_is() { [ "$EP_RC" -eq "$1" ]; }
 err_has() { grep -q -- "$1" "$CASE/err"; }
+file_lacks() { ! grep -q -F -- "$2" "$1"; }
 same_file() { cmp -s "$1" "$2"; }
 no_temp_left() { [ -z "$(find "$1" -maxdepth 1 -name '.credentials.*' -print -quit)" ]; }
 env_lacks_b64() { ! grep -q '^GOOGLE_APPLICATION_CREDENTIALS_JSON_BASE64=' "$1"; }
@@ -176,6 +178,8 @@ check "base64 only: no temporary file left" no_temp_left "$WORK/home2"
 check "base64 only: argv passed through" argv_is run --symbols BTCUSDT
 check "base64 only: base64 variable unset for dataops" env_lacks_b64 "$REC/env"
 check "base64 only: base64 variable not given to check-credentials" env_lacks_b64 "$REC/check_env"
+check "base64 only: dataops runs with the caller's umask, not 077" \
+    test "$(cat "$REC/umask")" = "$(umask)"
 check "base64 only: GOOGLE_APPLICATION_CREDENTIALS kept for dataops" \
     grep -q "^GOOGLE_APPLICATION_CREDENTIALS=$WORK/home2/gcp-storage-service-account.json\$" "$REC/env"
 
@@ -259,6 +263,17 @@ echo '{"type": "service_account"}' >"$WORK/partial.json"
 run_ep refuse-partial DATAOPS_LAKE=gs://bucket GOOGLE_APPLICATION_CREDENTIALS="$WORK/partial.json" --
 check "GCS lake, incomplete key file: exit 2" rc_is 2
 check "GCS lake, incomplete key file: dataops run not started" not_ran_main
+
+# 5b. Other settings may hold passwords: the refusal does not echo them.
+run_ep refuse-no-echo DATAOPS_LAKE=gs://bucket \
+    DATAOPS_WAREHOUSE="postgresql://user:$MARKER@db.example/dataops" --
+check "refusal message does not echo setting values (passwords in URLs)" \
+    file_lacks "$CASE/err" "$MARKER"
+
+# 5c. Workload Identity: no key file at all, by explicit choice: starts.
+run_ep workload-identity DATAOPS_LAKE=gs://bucket DATAOPS_GOOGLE_AUTH=metadata --
+check "Workload Identity (DATAOPS_GOOGLE_AUTH=metadata): exit 0" rc_is 0
+check "Workload Identity: says tokens come from the metadata server" err_has "metadata server"
 
 # 6. Local default (no Google backend) and no credentials: starts.
 run_ep local-default --
