@@ -1,7 +1,8 @@
 #!/bin/sh
-# Install what the project needs from Debian's packages (and npm for the
-# shipping checks).  Usage: install-deps.sh [--if-missing] GROUP...
-# Groups: build, test, lint, fuzz, all.  With --if-missing nothing is done
+# Install what the project needs from Debian's packages (and node/npm for
+# the shipping checks and the S3 lake tests).
+# Usage: install-deps.sh [--if-missing] GROUP...
+# Groups: build, test, lint, fuzz, bench, all.  With --if-missing nothing is done
 # when every package of the groups is already installed (a fast check, so
 # `make` can call it every time).
 set -eu
@@ -13,10 +14,13 @@ if [ "${1:-}" = "--if-missing" ]; then
 fi
 [ $# -gt 0 ] || set -- all
 
-pkgs_build="build-essential cmake pkg-config git ca-certificates tzdata libcurl4-openssl-dev libsqlite3-dev libssl-dev libcjson-dev zlib1g-dev"
-pkgs_test="python3 sqlite3 libcmocka-dev valgrind"
+# libzip-dev: the archive source (data.binance.vision zips); at run time the
+# image needs libzip4 (Dockerfile runtime stage).
+pkgs_build="build-essential cmake pkg-config git ca-certificates tzdata libcurl4-openssl-dev libsqlite3-dev libssl-dev libcjson-dev zlib1g-dev libpq-dev libzip-dev"
+pkgs_test="python3 sqlite3 libcmocka-dev valgrind postgresql"
 pkgs_lint="cppcheck shellcheck yamllint"
 pkgs_fuzz="clang libclang-rt-14-dev"
+pkgs_bench="python3 python3-pandas python3-pydantic time"
 
 want=""
 for group in "$@"; do
@@ -25,8 +29,9 @@ for group in "$@"; do
         test) want="$want $pkgs_build $pkgs_test" ;;
         lint) want="$want $pkgs_lint" ;;
         fuzz) want="$want $pkgs_build $pkgs_fuzz" ;;
-        all) want="$want $pkgs_build $pkgs_test $pkgs_lint $pkgs_fuzz" ;;
-        *) echo "install-deps.sh: unknown group '$group' (build, test, lint, fuzz, all)" >&2; exit 2 ;;
+        bench) want="$want $pkgs_build $pkgs_bench" ;;
+        all) want="$want $pkgs_build $pkgs_test $pkgs_lint $pkgs_fuzz $pkgs_bench" ;;
+        *) echo "install-deps.sh: unknown group '$group' (build, test, lint, fuzz, bench, all)" >&2; exit 2 ;;
     esac
 done
 
@@ -37,8 +42,12 @@ for p in $want; do
     fi
 done
 
+# Node and npm: the lint group's checks and the test group's S3 fakes
+# (tests/s3: s3rver and aws4, installed by the S3 test itself with
+# `npm ci` from tests/s3/package-lock.json when node_modules is missing;
+# by hand: `cd tests/s3 && npm ci`).
 need_node=0
-case " $* " in *" all "*|*" lint "*) command -v npm >/dev/null 2>&1 || need_node=1 ;; esac
+case " $* " in *" all "*|*" lint "*|*" test "*|*" bench "*) command -v npm >/dev/null 2>&1 || need_node=1 ;; esac
 if [ "$need_node" = 1 ]; then
     missing="$missing nodejs npm"
 fi

@@ -1,0 +1,563 @@
+#!/usr/bin/env python3
+"""Integration tests of the PostgreSQL warehouse (DATAOPS_WAREHOUSE=
+postgresql://...): the built dataops binary against a real, throwaway
+PostgreSQL cluster (tests/lib/pg.py) and the fake exchange.
+
+Covers: a first run (tables created, raw lossless, the outage week's
+figures), the same rows as the embedded SQLite default, an incremental run,
+a rerun that changes nothing (not even xmin), the quarantine, a connection
+killed in the middle of a COPY (pg_terminate_backend), runs SIGKILLed
+between COPY and COMMIT, two concurrent runs on one database and a run
+refused while another holds the advisory lock, and passwords: a wrong one
+fails naming the endpoint, and no password ever reaches an output.
+
+Each test works in its own PostgreSQL schema (DATAOPS_PG_SCHEMA) of one
+database; the first run uses the default schema, public.  PostgreSQL is
+required: without it the module fails with what to install.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+from datetime import datetime
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import pg  # noqa: E402
+from harness import (BIN, F15M, RAW, TRANSFORMED, PipelineTest, Result,  # noqa: E402
+                     load_rows, write_rows)
+
+DB = "dataops"
+SECURE_USER = "dataops_secured"
+SECURE_PW = "Planted-Pw-7f3a9c21"
+WEEK = load_rows(F15M)
+WEEK_START = "2023-03-20"
+WEEK_END_MS = WEEK[-1][6] + 1
+# Synthetic 1m series end where the week ends (the exchange's "now"), so a
+# run from WEEK_START covers them without paging through years of nothing.
+N1M = 2500
+TS = "'YYYY-MM-DD HH24:MI:SS.MS'"
+
+CLUSTER = None
+
+
+def synth(symbol, n):
+    """--synth spec of n 1m candles that end at WEEK_END_MS."""
+    return "%s:1m:%d:%d" % (symbol, WEEK_END_MS - n * 60000, n)
+
+
+def setUpModule():
+    global CLUSTER
+    if not os.path.exists(BIN):
+        raise RuntimeError("dataops binary not found at %s (set DATAOPS_BIN)" % BIN)
+    probe = subprocess.run([BIN, "config", "--warehouse", "postgresql://probe@127.0.0.1:1/x"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if probe.returncode != 0:
+        raise RuntimeError("this dataops cannot use postgresql:// warehouses (was libpq-dev "
+                           "installed when it was configured?): " + probe.stderr.strip())
+    CLUSTER = pg.PgCluster(hba_extra=["host all %s 127.0.0.1/32 scram-sha-256" % SECURE_USER])
+    unittest.addModuleCleanup(CLUSTER.stop)
+    CLUSTER.create_db(DB)
+    CLUSTER.execute("SET password_encryption = 'scram-sha-256'; "
+                    "CREATE ROLE %s LOGIN PASSWORD '%s'; "
+                    "CREATE SCHEMA secured AUTHORIZATION %s" % (SECURE_USER, SECURE_PW,
+                                                              SECURE_USER), DB)
+
+
+RAW_SQL = ('SELECT symbol, "interval", to_char(utc_datetime, %s), open_time, "open", high, low,'
+           ' "close", volume, close_time, quote_asset_volume, number_of_trades,'
+           ' taker_buy_base_asset_volume, taker_buy_quote_asset_volume, "ignore",'
+           ' to_char(updated_at, %s) FROM %%s ORDER BY 1, 2, 4' % (TS, TS))
+T_SQL = ('SELECT symbol, "interval", to_char(utc_datetime, %s), to_char(open_time, %s),'
+         ' "open", high, low, "close", volume, to_char(close_time, %s), quote_asset_volume,'
+         ' number_of_trades, taker_buy_base_asset_volume, taker_buy_quote_asset_volume,'
+         ' "ignore", to_char(updated_at, %s), to_char(%%s, %s) FROM %%s ORDER BY 1, 2, 4'
+         % (TS, TS, TS, TS, TS))
+SQLITE_RAW = ('SELECT symbol, "interval", utc_datetime, open_time, "open", high, low, "close",'
+              ' volume, close_time, quote_asset_volume, number_of_trades,'
+              ' taker_buy_base_asset_volume, taker_buy_quote_asset_volume, "ignore", updated_at'
+              ' FROM "%s" ORDER BY 1, 2, 4')
+SQLITE_T = ('SELECT symbol, "interval", utc_datetime, open_time, "open", high, low, "close",'
+            ' volume, close_time, quote_asset_volume, number_of_trades,'
+            ' taker_buy_base_asset_volume, taker_buy_quote_asset_volume, "ignore", updated_at,'
+            ' %s FROM "%s" ORDER BY 1, 2, 4')
+PAIRS_COLS = ("symbol, \"interval\", range_start, range_end, first_open, last_open, pages, "
+              "rows_extracted, open_skipped, rows_raw_loaded, rows_rejected, rows_transformed, "
+              "rows_transformed_rejected, short_candles, zero_trade, gaps, missing_candles, "
+              "status")
+
+
+def raw_typed(row):
+    """A raw row from psql text into the types SQLite returns."""
+    r = list(row)
+    for i in (3, 9, 11):
+        r[i] = int(r[i])
+    return tuple(r)
+
+
+def t_typed(row):
+    r = list(row)
+    for i in (4, 5, 6, 7, 8, 10, 12, 13):
+        r[i] = float(r[i])
+    r[11] = int(r[11])
+    return tuple(r)
+
+
+def offset_of(local_wall, utc):
+    """'+08:00' from the local wall time and the UTC time of one instant."""
+    f = "%Y-%m-%d %H:%M:%S.%f"
+    secs = int((datetime.strptime(local_wall, f) - datetime.strptime(utc, f)).total_seconds())
+    sign = "+" if secs >= 0 else "-"
+    secs = abs(secs)
+    return "%s%02d:%02d" % (sign, secs // 3600, secs % 3600 // 60)
+
+
+class PgTest(PipelineTest):
+    schema = None
+
+    def setUp(self):
+        super().setUp()
+        if self.schema is None:
+            self.schema = "t_" + self.id().rsplit(".", 1)[-1][5:40].lower()
+        self.pg = CLUSTER
+        self.url = CLUSTER.url(DB)
+
+    def env(self, **extra):
+        e = super().env(**extra)
+        for k in list(e):
+            if k.startswith("PG") and k not in extra:
+                del e[k]
+        return e
+
+    def go(self, *args, url=None, schema=None, **env):
+        env.setdefault("DATAOPS_WAREHOUSE", url or self.url)
+        env.setdefault("DATAOPS_PG_SCHEMA", schema or self.schema)
+        return self.run_dataops("run", *args, **env)
+
+    def q(self, sql):
+        return self.pg.query(sql, DB)
+
+    def v(self, sql):
+        return self.pg.value(sql, DB)
+
+    def t(self, table, schema=None):
+        return '"%s"."%s"' % (schema or self.schema, table)
+
+    def count(self, table=RAW, schema=None, path=None):
+        return int(self.v("SELECT count(*) FROM %s" % self.t(table, schema)))
+
+    def raw_rows(self, schema=None):
+        return [raw_typed(r) for r in self.q(RAW_SQL % self.t(RAW, schema))]
+
+    def t_rows(self, schema=None, local="utc_singapore_datetime"):
+        return [t_typed(r) for r in self.q(T_SQL % ('"%s"' % local, self.t(TRANSFORMED,
+                                                                          schema)))]
+
+    def versions(self, table, schema=None):
+        """(open_time, xmin, updated_at) of every row: xmin changes whenever
+        a row is rewritten, even with the same values."""
+        return self.q("SELECT symbol, \"interval\", open_time::text, xmin::text, "
+                      "updated_at::text FROM %s ORDER BY 1, 2, 3" % self.t(table, schema))
+
+    def assert_contiguous(self, step_ms, schema=None, symbol="ETHUSDT"):
+        n, lo, hi = self.q("SELECT count(*), min(open_time), max(open_time) FROM %s WHERE "
+                           "symbol = '%s'" % (self.t(RAW, schema), symbol))[0]
+        if int(n):
+            self.assertEqual((int(hi) - int(lo)) // step_ms + 1, int(n), "a hole in raw")
+        return int(n)
+
+    def week_and_1m(self, **kw):
+        return self.fake(data=["BTCUSDT:15m:" + F15M],
+                         synth=[synth("ETHUSDT", N1M)], now=WEEK_END_MS, **kw)
+
+
+class FirstRunTest(PgTest):
+    schema = "public"
+
+    def test_first_run_creates_the_tables_and_loads_losslessly(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=WEEK_END_MS + 60000)
+        r = self.run_dataops("run", "--intervals", "15m", "--start", WEEK_START,
+                             BINANCE_BASE_URL=fx.url,
+                             DATAOPS_WAREHOUSE=self.url + "?sslmode=disable")
+        self.assertEqual(r.code, 0, r)
+        self.assertIn("connected to PostgreSQL " + self.url, r.err)
+        self.assertEqual(self.count(RAW), 667)
+        self.assertEqual(self.count(TRANSFORMED), 667)
+        self.assertEqual(self.count("dataops_quarantine"), 0)
+        # Raw is lossless: the exchange's decimal text, byte for byte.
+        got = self.q('SELECT open_time, "open", high, low, "close", volume, close_time, '
+                     'quote_asset_volume, number_of_trades, taker_buy_base_asset_volume, '
+                     'taker_buy_quote_asset_volume, "ignore" FROM %s ORDER BY open_time'
+                     % self.t(RAW))
+        want = [[str(x) for x in row] for row in WEEK]
+        self.assertEqual([list(g) for g in got], want)
+        pair = self.q("SELECT gaps, missing_candles, short_candles, zero_trade, status "
+                      "FROM public.dataops_run_pairs")
+        self.assertEqual(pair, [("1", "5", "1", "5", "ok")])
+        run = self.q("SELECT status, exit_code, ended_at > started_at FROM public.dataops_runs")
+        self.assertEqual(run, [("ok", "0", "t")])
+        # The documented types.
+        types = dict(self.q("SELECT table_name || '.' || column_name, data_type FROM "
+                            "information_schema.columns WHERE table_schema = 'public'"))
+        self.assertEqual(types[RAW + ".open"], "text")
+        self.assertEqual(types[RAW + ".open_time"], "bigint")
+        self.assertEqual(types[RAW + ".utc_datetime"], "timestamp without time zone")
+        self.assertEqual(types[TRANSFORMED + ".open"], "double precision")
+        self.assertEqual(types[TRANSFORMED + ".open_time"], "timestamp with time zone")
+        self.assertEqual(types[TRANSFORMED + ".utc_singapore_datetime"],
+                         "timestamp without time zone")
+        pk = self.q("SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i "
+                    "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) "
+                    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+                    "WHERE i.indisprimary AND i.indrelid = 'public.%s'::regclass" % RAW)
+        self.assertEqual(pk, [("symbol,interval,open_time",)])
+        # The truncated candle of the outage keeps its close_time; local time.
+        cut = self.q("SELECT to_char(close_time, %s), to_char(utc_singapore_datetime, %s) "
+                     "FROM public.%s WHERE open_time = '2023-03-24 12:30:00+00'"
+                     % (TS, TS, TRANSFORMED))
+        self.assertEqual(cut, [("2023-03-24 12:39:41.646", "2023-03-24 20:30:00.000")])
+
+
+class SameAsSqliteTest(PgTest):
+    def test_same_rows_as_the_embedded_default(self):
+        fx = self.week_and_1m()
+        args = ("--symbols", "BTCUSDT,ETHUSDT", "--intervals", "15m,1m", "--start", WEEK_START)
+        env = dict(BINANCE_BASE_URL=fx.url, DATAOPS_BATCH_ROWS="1000")
+        r = self.run_dataops("run", *args, **env)
+        self.assertEqual(r.code, 0, r)
+        r = self.go(*args, **env)
+        self.assertEqual(r.code, 0, r)
+        lite_raw = self.query(SQLITE_RAW % RAW)
+        lite_t = self.query(SQLITE_T % ("utc_singapore_datetime", TRANSFORMED))
+        pg_raw = self.raw_rows()
+        pg_t = self.t_rows()
+        self.assertEqual(len(lite_raw), N1M + len(WEEK))
+        self.assertEqual(len(pg_raw), len(lite_raw))
+        self.assertEqual(len(pg_t), len(lite_t))
+        # Every value but updated_at (each run has its own).
+        self.assertEqual([x[:15] for x in pg_raw], [x[:15] for x in lite_raw])
+        for p, s in zip(pg_t, lite_t):
+            self.assertEqual(p[:15], s[:15])
+            self.assertEqual(p[16], s[16][:23])
+            self.assertEqual(offset_of(p[16], p[2]), s[16][23:])
+        for row in pg_raw + pg_t:
+            self.assertRegex(row[15], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
+        # The run's figures too.
+        lite_pairs = self.query("SELECT %s FROM dataops_run_pairs ORDER BY 1, 2" % PAIRS_COLS)
+        pg_pairs = self.q("SELECT %s FROM %s ORDER BY 1, 2"
+                          % (PAIRS_COLS, self.t("dataops_run_pairs")))
+        self.assertEqual([tuple(str(v) for v in x) for x in lite_pairs],
+                         [tuple(x) for x in pg_pairs])
+
+
+class IncrementalTest(PgTest):
+    def test_second_run_adds_only_new_closed_klines(self):
+        mid = 1679443200000   # 2023-03-22 00:00
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=mid + 1)
+        args = ("--intervals", "15m", "--start", WEEK_START)
+        r1 = self.go(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r1.code, 0, r1)
+        self.assertEqual(self.count(RAW), 2 * 96)
+        before_raw = self.versions(RAW)
+        before_t = self.versions(TRANSFORMED)
+        fx.set_now(WEEK_END_MS)
+        r2 = self.go(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r2.code, 0, r2)
+        self.assertEqual(self.count(RAW), 667)
+        self.assertEqual(self.count(TRANSFORMED), 667)
+        # The first run's rows were not touched.
+        self.assertEqual(self.versions(RAW)[:192], before_raw)
+        self.assertEqual(self.versions(TRANSFORMED)[:192], before_t)
+        starts = [int(q["query"]["startTime"]) for q in fx.requests("/api/v3/klines")]
+        self.assertIn(mid, starts)
+        extracted = self.q("SELECT p.rows_extracted FROM %s p JOIN %s r USING (run_id) "
+                           "ORDER BY r.started_at" % (self.t("dataops_run_pairs"),
+                                                      self.t("dataops_runs")))
+        self.assertEqual(extracted, [("192",), ("475",)])
+
+
+class RerunTest(PgTest):
+    def test_rerun_changes_nothing(self):
+        fx = self.week_and_1m()
+        args = ("--symbols", "BTCUSDT,ETHUSDT", "--intervals", "15m,1m", "--start", WEEK_START)
+        self.assertEqual(self.go(*args, BINANCE_BASE_URL=fx.url).code, 0)
+        raw = self.versions(RAW)
+        tr = self.versions(TRANSFORMED)
+        self.assertEqual(len(raw), N1M + len(WEEK))
+        r = self.go(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(self.versions(RAW), raw)
+        self.assertEqual(self.versions(TRANSFORMED), tr)
+        self.assertEqual(self.count("dataops_runs"), 2)
+
+
+class QuarantineTest(PgTest):
+    def test_bad_rows_are_quarantined_and_the_run_exits_3(self):
+        rows = [list(r) for r in WEEK[:10]]
+        rows[3][2] = "1.00000000"            # high below low
+        rows[6][9] = "999999.00000000"       # taker buy above volume
+        body = write_rows(os.path.join(self.dir, "bad.json"), rows)
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=WEEK_END_MS,
+                       faults=["klines:1:body:" + body])
+        r = self.go("--intervals", "15m", "--start", WEEK_START, "--end", str(rows[9][6] + 1),
+                    BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 3, r)
+        q = self.q("SELECT stage, open_time, reason, row_json::text, row_json->>2 FROM %s "
+                   "ORDER BY open_time" % self.t("dataops_quarantine"))
+        self.assertEqual([int(x[1]) for x in q], [rows[3][0], rows[6][0]])
+        self.assertIn("high 1.00000000 is below", q[0][2])
+        self.assertEqual(json.loads(q[0][3]), rows[3])
+        self.assertEqual(q[0][4], "1.00000000")
+        self.assertEqual(self.count(RAW), 8)
+        self.assertEqual(self.v("SELECT status FROM %s" % self.t("dataops_runs")), "rejected")
+
+
+class ConnectionLossTest(PgTest):
+    def test_connection_killed_mid_copy_fails_cleanly_then_converges(self):
+        # Three pages per batch, each page 150 ms late and one request at a
+        # time: the COPY of a batch stays open while the pipeline waits on
+        # the exchange.  ETHUSDT 1m goes first; BTCUSDT 15m comes after the
+        # connection was lost.
+        n, batch = 9000, 3000
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], synth=[synth("ETHUSDT", n)],
+                       latency_ms=150, now=WEEK_END_MS)
+        env = self.env(BINANCE_BASE_URL=fx.url, DATAOPS_BATCH_ROWS=str(batch),
+                       DATAOPS_MAX_IN_FLIGHT="1", DATAOPS_WAREHOUSE=self.url,
+                       DATAOPS_PG_SCHEMA=self.schema)
+        pairs = ["--symbols", "ETHUSDT,BTCUSDT", "--intervals", "1m,15m", "--start", WEEK_START]
+        args = [BIN, "run"] + pairs
+        p = subprocess.Popen(args, cwd=self.dir, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            # Once a batch is committed, catch the next one inside its COPY.
+            made = self.pg.wait_for("SELECT 1 WHERE to_regclass('%s') IS NOT NULL"
+                                    % self.t(RAW), DB, timeout=30)
+            self.assertIsNotNone(made, "the raw table was never created")
+            # One statement finds the backend waiting for COPY data and kills it.
+            hit = self.pg.wait_for(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "application_name = 'dataops' AND state = 'active' AND "
+                "wait_event = 'ClientRead' AND "
+                "query LIKE '%%COPY pg_temp.dataops_stage_raw%%' AND "
+                "(SELECT count(*) FROM %s) >= %d" % (self.t(RAW), batch), DB, timeout=30)
+            self.assertIsNotNone(hit, "never saw the pipeline inside a COPY")
+            self.assertEqual(hit[1], "t")
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 1, err[-3000:])
+        # (The batch's last page may have been on its way: then the loss
+        # shows in the upsert that follows the COPY.)
+        msgs = "\n".join(ev["msg"] for ev in self.log_events(Result(p, out, err)))
+        self.assertRegex(msgs, r"failed: connection to the PostgreSQL warehouse %s lost "
+                         r"during (COPY|the raw upsert): " % re.escape(self.url))
+        # Nothing of the killed batch: whole batches, no hole, no transform.
+        loaded = self.assert_contiguous(60000)
+        self.assertGreaterEqual(loaded, batch)
+        self.assertEqual(loaded % batch, 0, "only whole batches are committed")
+        self.assertLess(loaded, n)
+        self.assertEqual(self.v("SELECT count(*) FROM %s WHERE symbol = 'ETHUSDT'"
+                                % self.t(TRANSFORMED)), "0")
+        # The run reconnected, took the lock again and went on with the
+        # other pairs, then recorded that it failed, and why.
+        self.assertIn("the connection to %s was lost; reconnecting" % self.url, msgs)
+        self.assertIn("took the run lock again", msgs)
+        self.assertEqual(self.v("SELECT count(*) FROM %s WHERE symbol = 'BTCUSDT'"
+                                % self.t(TRANSFORMED)), str(len(WEEK)))
+        status, error = self.q("SELECT status, error FROM %s" % self.t("dataops_runs"))[0]
+        self.assertEqual(status, "failed")
+        self.assertRegex(error, "lost during (COPY|the raw upsert)")
+        self.assertEqual(self.q("SELECT symbol, status FROM %s WHERE rows_extracted > 0 "
+                                "ORDER BY 1" % self.t("dataops_run_pairs")),
+                         [("BTCUSDT", "ok"), ("ETHUSDT", "failed")])
+        # The next run continues from the last whole batch and converges.
+        r = self.go(*pairs, BINANCE_BASE_URL=fx.url, DATAOPS_BATCH_ROWS=str(batch),
+                    DATAOPS_MAX_IN_FLIGHT="1")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(self.assert_contiguous(60000), n)
+        self.assertEqual(self.count(TRANSFORMED), n + len(WEEK))
+        self.assertEqual(self.q("SELECT count(*) FROM %s t JOIN %s r USING (symbol, \"interval\""
+                                ") WHERE r.open_time = (extract(epoch FROM t.open_time) * 1000)"
+                                "::bigint AND r.\"open\"::float8 = t.\"open\""
+                                % (self.t(TRANSFORMED), self.t(RAW))), [(str(n + len(WEEK)),)])
+
+
+class CrashTest(PgTest):
+    def go_all(self, schema, failpoint=None, **env):
+        if failpoint:
+            env["DATAOPS_FAILPOINT"] = failpoint
+        return self.go("--symbols", "ETHUSDT,BTCUSDT", "--intervals", "1m,15m", "--start",
+                       WEEK_START, schema=schema, BINANCE_BASE_URL=self.fx.url,
+                       DATAOPS_BATCH_ROWS="1000", **env)
+
+    def test_killed_between_copy_and_commit_then_converges(self):
+        self.fx = self.week_and_1m()
+        clean = self.schema + "_clean"
+        self.assertEqual(self.go_all(clean).code, 0)
+        want = ([x[:15] for x in self.raw_rows(clean)], [x[:15] for x in self.t_rows(clean)])
+        self.assertEqual(len(want[0]), N1M + len(WEEK))
+        for fp in ("wh.raw.inside", "wh.transformed.inside"):
+            with self.subTest(failpoint=fp):
+                schema = self.schema + "_" + fp.split(".")[1]
+                r = self.go_all(schema, failpoint=fp)
+                self.assertEqual(r.code, -signal.SIGKILL, r)
+                self.assertIn("failpoint %s triggered" % fp, r.err)
+                # The server rolled the batch back when the connection closed.
+                gone = self.pg.wait_for("SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM "
+                                        "pg_stat_activity WHERE application_name = 'dataops')",
+                                        DB, timeout=10)
+                self.assertIsNotNone(gone, "the killed run's session lingers")
+                # ETHUSDT 1m goes first: its first batch died uncommitted.
+                raw, tr = self.count(RAW, schema), self.count(TRANSFORMED, schema)
+                self.assertEqual(raw, 0 if fp == "wh.raw.inside" else N1M)
+                self.assertEqual(tr, 0)
+                r = self.go_all(schema)
+                self.assertEqual(r.code, 0, r)
+                got = ([x[:15] for x in self.raw_rows(schema)],
+                       [x[:15] for x in self.t_rows(schema)])
+                self.assertEqual(got, want, fp)
+
+
+class LockTest(PgTest):
+    def test_two_concurrent_runs_on_one_database(self):
+        n = 5000
+        fx = self.fake(synth=[synth("ETHUSDT", n)], latency_ms=20, now=WEEK_END_MS)
+        env = self.env(BINANCE_BASE_URL=fx.url, DATAOPS_LOCK_TIMEOUT="120",
+                       DATAOPS_WAREHOUSE=self.url, DATAOPS_PG_SCHEMA=self.schema)
+        args = [BIN, "run", "--symbols", "ETHUSDT", "--start", WEEK_START]
+        procs = [subprocess.Popen(args, cwd=self.dir, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        self.assertEqual([p.returncode for p in procs], [0, 0], outs)
+        self.assertTrue(any("another run holds the lock" in o[1] for o in outs),
+                        "one run should have waited for the other")
+        self.assertEqual(self.assert_contiguous(60000), n)
+        self.assertEqual(self.count(TRANSFORMED), n)
+        self.assertEqual(self.count("dataops_runs"), 2)
+        extracted = sorted(int(x[0]) for x in self.q("SELECT rows_extracted FROM %s"
+                                                     % self.t("dataops_run_pairs")))
+        self.assertEqual(extracted, [0, n])
+
+    def test_lock_held_elsewhere_exits_4_naming_the_holder(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=WEEK_END_MS)
+        holder = self.pg.session(DB)
+        try:
+            holder.stdin.write("SELECT pg_advisory_lock(hashtext('dataops:%s.%s'));\n"
+                               % (self.schema, RAW))
+            holder.stdin.flush()
+            held = self.pg.wait_for("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                                    "AND granted", DB)
+            self.assertIsNotNone(held)
+            t0 = time.time()
+            r = self.go("--intervals", "15m", "--start", WEEK_START, BINANCE_BASE_URL=fx.url,
+                        DATAOPS_LOCK_TIMEOUT="1")
+            self.assertGreaterEqual(time.time() - t0, 1.0)
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("another run holds the warehouse lock dataops:%s.%s on %s"
+                      % (self.schema, RAW, self.url), r.err)
+        self.assertIn("server process %s" % held[0], r.err)
+        self.assertEqual(fx.requests("/api/v3/klines"), [])
+        # Released when the holder's session ended.
+        r = self.go("--intervals", "15m", "--start", WEEK_START, BINANCE_BASE_URL=fx.url,
+                    DATAOPS_LOCK_TIMEOUT="10")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(self.count(RAW), len(WEEK))
+
+
+class CheckTest(PgTest):
+    def test_check_says_what_the_role_lacks(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=WEEK_END_MS)
+        self.pg.execute("DROP ROLE IF EXISTS dataops_reader; CREATE ROLE dataops_reader LOGIN",
+                        DB)
+        ok = self.run_dataops("check", BINANCE_BASE_URL=fx.url, DATAOPS_WAREHOUSE=self.url,
+                              DATAOPS_PG_SCHEMA=self.schema)
+        self.assertEqual(ok.code, 0, ok)
+        self.assertIn("ok    warehouse  %s: reachable" % self.url, ok.out)
+        self.assertIsNone(self.v("SELECT 1 FROM pg_namespace WHERE nspname = '%s'"
+                                 % self.schema), "check must not create anything")
+        reader = self.pg.url(DB, "dataops_reader")
+        bad = self.run_dataops("check", BINANCE_BASE_URL=fx.url, DATAOPS_WAREHOUSE=reader,
+                               DATAOPS_PG_SCHEMA=self.schema)
+        self.assertEqual(bad.code, 1, bad)
+        self.assertIn('FAIL  warehouse  %s: schema "%s" does not exist and role dataops_reader '
+                      'may not create it (no CREATE on database %s)' % (reader, self.schema, DB),
+                      bad.out)
+
+
+class PasswordTest(PgTest):
+    schema = "secured"
+    WRONG = "WrongPlanted-5b1e0d"
+
+    def outputs_of(self, *results):
+        texts = []
+        for r in results:
+            texts += [r.out, r.err]
+        for d, _, files in os.walk(self.dir):
+            for f in files:
+                with open(os.path.join(d, f), "rb") as fh:
+                    texts.append(fh.read().decode("utf-8", "replace"))
+        return texts
+
+    def test_wrong_password_names_the_endpoint_and_no_password_is_shown(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=WEEK_END_MS)
+        args = ("--intervals", "15m", "--start", WEEK_START)
+        shown = "postgresql://%s:****@127.0.0.1:%d/%s" % (SECURE_USER, self.pg.port, DB)
+        bad = self.go(*args, url=self.pg.url(DB, SECURE_USER, self.WRONG),
+                      BINANCE_BASE_URL=fx.url, DATAOPS_LOG_LEVEL="debug")
+        self.assertEqual(bad.code, 1, bad)
+        msgs = "\n".join(ev["msg"] for ev in self.log_events(bad))
+        self.assertIn("cannot connect to the PostgreSQL warehouse " + shown, msgs)
+        self.assertIn('password authentication failed for user "%s"' % SECURE_USER, msgs)
+        self.assertIn('server at "127.0.0.1", port %d' % self.pg.port, msgs)
+        # The right password, in the URL.
+        good = self.go(*args, url=self.pg.url(DB, SECURE_USER, SECURE_PW),
+                       BINANCE_BASE_URL=fx.url, DATAOPS_LOG_LEVEL="debug")
+        self.assertEqual(good.code, 0, good)
+        self.assertIn("connected to PostgreSQL " + shown, good.err)
+        self.assertEqual(self.count(RAW), len(WEEK))
+        # The config dump masks it.
+        cfg = self.run_dataops("config", DATAOPS_WAREHOUSE=self.pg.url(DB, SECURE_USER,
+                                                                       SECURE_PW))
+        self.assertEqual(cfg.code, 0, cfg)
+        self.assertIn(shown, cfg.out)
+        # libpq's own ways: PGPASSWORD, and a password file.
+        plain = self.pg.url(DB, SECURE_USER)
+        by_env = self.go(*args, url=plain, BINANCE_BASE_URL=fx.url, PGPASSWORD=SECURE_PW,
+                         DATAOPS_LOG_LEVEL="debug")
+        self.assertEqual(by_env.code, 0, by_env)
+        passfile = os.path.join(self.dir, "pgpass")
+        with open(passfile, "w") as f:
+            f.write("127.0.0.1:%d:%s:%s:%s\n" % (self.pg.port, DB, SECURE_USER, SECURE_PW))
+        os.chmod(passfile, 0o600)
+        by_file = self.go(*args, url=plain, BINANCE_BASE_URL=fx.url, PGPASSFILE=passfile,
+                          DATAOPS_LOG_LEVEL="debug")
+        self.assertEqual(by_file.code, 0, by_file)
+        # A password as a URL parameter is masked as well.
+        by_param = self.go(*args, url=plain + "?password=" + SECURE_PW,
+                           BINANCE_BASE_URL=fx.url, DATAOPS_LOG_LEVEL="debug")
+        self.assertEqual(by_param.code, 0, by_param)
+        self.assertIn("connected to PostgreSQL %s?password=****" % plain,
+                      "\n".join(ev["msg"] for ev in self.log_events(by_param)))
+        no_pw = self.go(*args, url=plain, BINANCE_BASE_URL=fx.url,
+                        PGPASSFILE=os.path.join(self.dir, "none"))
+        self.assertEqual(no_pw.code, 1, no_pw)
+        self.assertIn("password", no_pw.err)
+        os.unlink(passfile)
+        for text in self.outputs_of(bad, good, cfg, by_env, by_file, by_param, no_pw):
+            self.assertNotIn(SECURE_PW, text)
+            self.assertNotIn(self.WRONG, text)
+        runs = self.q("SELECT coalesce(error, '') FROM secured.dataops_runs")
+        self.assertEqual(len(runs), 4)
+        self.assertFalse(any(SECURE_PW in x[0] for x in runs))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
