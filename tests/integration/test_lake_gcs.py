@@ -24,7 +24,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
-from harness import F15M, RAW, TRANSFORMED, PipelineTest, load_rows  # noqa: E402
+from harness import (F15M, RAW, TRANSFORMED, PipelineTest, load_rows, rollup,  # noqa: E402
+                     write_rows)
 import gauth_fake  # noqa: E402
 from fake_gcs import OCCUPIED, FakeGCS, b64_crc, b64_md5  # noqa: E402
 
@@ -220,14 +221,19 @@ class BucketsTest(GcsTest):
 class TokenTest(GcsTest):
     def test_short_lived_token_is_renewed_and_a_revoked_one_refreshed(self):
         self.issuer.expires_in = 2
-        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=WEEK_END_MS, latency_ms=400)
+        # Two pairs with a slow exchange: the run outlives several 2-second
+        # tokens whatever the machine's speed.
+        rows30 = rollup(load_rows(F15M), lambda t: t - t % 1800000)
+        path30 = write_rows(os.path.join(self.dir, "30m.json"), rows30)
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M, "BTCUSDT:30m:" + path30],
+                       now=WEEK_END_MS, latency_ms=900)
         self.gcs.add_fault("expire:3")
-        r = self.run_gcs(fx, "--intervals", "15m", "--start", WEEK_START)
+        r = self.run_gcs(fx, "--intervals", "15m,30m", "--start", WEEK_START)
         self.assertEqual(r.code, 0, r)
         st = self.gcs.stats()
         self.assertGreaterEqual(st["jwt_grants"], 3, st)
         self.assertGreaterEqual(st["unauthorized"], 1, st)
-        self.assertEqual(st["created"], 5)
+        self.assertEqual(st["created"], 7)
         self.assertIn("HTTP 401, refreshing", r.err)
 
     def test_refusing_token_endpoint_is_a_clear_error(self):
