@@ -6,7 +6,7 @@
 #
 # Two stages: "build" has the compiler and the -dev packages; the runtime stage
 # carries only the binary, the shared libraries it links, CA certificates and
-# time zone data. See docs/shipping.md.
+# time zone data. See README.md "Shipping".
 
 ############################ build stage ############################
 FROM debian:bookworm-slim AS build

@@ -8,7 +8,7 @@
 #   make test-container   build the image with podman (no Docker engine) and
 #                         run the binary inside its root filesystem
 #
-# See docs/shipping.md. Every variable can be overridden on the command line,
+# See README.md "Shipping". Every variable can be overridden on the command line,
 # e.g. `make docker-push PROJECT_ID=my-project REGION=europe-west1`.
 
 SHIP_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
