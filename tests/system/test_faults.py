@@ -159,7 +159,10 @@ class SigtermTest(PipelineTest):
         n = 30000
         fx = self.fake(synth=["ETHUSDT:1m:%d:%d" % (START, n)], latency_ms=150,
                        now=START + n * 60000)
-        env = self.env(BINANCE_BASE_URL=fx.url, DATAOPS_BATCH_ROWS="2000")
+        # One request at a time, so the run is still going when the signal
+        # comes, however fast the concurrent extractor would be.
+        env = self.env(BINANCE_BASE_URL=fx.url, DATAOPS_BATCH_ROWS="2000",
+                       DATAOPS_MAX_IN_FLIGHT="1")
         p = subprocess.Popen([BIN, "run", "--symbols", "ETHUSDT", "--start", str(START)],
                              cwd=self.dir, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
