@@ -36,9 +36,11 @@ const struct setting_def settings[S__COUNT] = {
     [S_BASE_URL] = {"base-url", "BINANCE_BASE_URL", "https://api.binance.com", "URL",
                     "Binance REST base URL (https://data-api.binance.vision also works)", 1, 1},
     [S_WAREHOUSE] = {"warehouse", "DATAOPS_WAREHOUSE", "data/warehouse.db", "URL",
-                     "warehouse: a SQLite path or sqlite:///path", 1, 0},
+                     "warehouse: a SQLite path or sqlite:///path, postgresql://USER@HOST:PORT/DB, "
+                     "or bigquery://PROJECT_ID", 1, 0},
     [S_LAKE] = {"lake", "DATAOPS_LAKE", "data/lake", "URL",
-                "lake: a directory or file:///path", 1, 0},
+                "lake: a directory or file:///path, s3://BUCKET/PREFIX, or gs://BUCKET[/PREFIX]",
+                1, 0},
     [S_RAW_DATASET] = {"raw-dataset", "BIGQUERY_RAW_DATASET", "thebareops_production", "NAME",
                        "dataset of the raw table (first part of raw lake paths)", 0, 0},
     [S_RAW_TABLE] = {"raw-table", "BIGQUERY_RAW_TABLE_NAME", "raw_binance_btcusdt_spot",
@@ -454,31 +456,56 @@ int config_finalize(struct config *c, struct err *e)
     return 0;
 }
 
+/* Append s[0..len) to out[*o..n) without overflowing; always terminated. */
+static void put_bounded(char *out, size_t n, size_t *o, const char *s, size_t len)
+{
+    while (len-- && *o + 1 < n) {
+        out[(*o)++] = *s++;
+    }
+    out[*o < n ? *o : n - 1] = '\0';
+}
+
 void config_mask_url(const char *url, char *out, size_t n)
 {
+    static const char *const keys[] = {"password=", "sslpassword=", "secret=", "token=",
+                                       "sig=", "X-Amz-Signature=", NULL};
+    size_t o = 0;
+    if (n == 0) {
+        return;
+    }
+    out[0] = '\0';
+    const char *p = url;
     /* scheme://user:password@host...  ->  scheme://user:****@host... */
     const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-    if (at && (!slash || at < slash)) {
-        const char *colon = memchr(scheme + 3, ':', (size_t)(at - (scheme + 3)));
+    if (scheme) {
+        const char *auth = scheme + 3;
+        size_t span = strcspn(auth, "/?#");
+        const char *at = memchr(auth, '@', span);
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
         if (colon) {
-            snprintf(out, n, "%.*s:****%s", (int)(colon - url), url, at);
-            return;
+            put_bounded(out, n, &o, url, (size_t)(colon + 1 - url));
+            put_bounded(out, n, &o, "****", 4);
+            p = at;
         }
     }
-    /* key=value query parameters that carry secrets (password=, sig=...) */
-    snprintf(out, n, "%s", url);
-    static const char *const keys[] = {"password=", "secret=", "token=", "sig=", NULL};
-    for (int k = 0; keys[k]; k++) {
-        char *p = strstr(out, keys[k]);
-        if (p) {
-            p += strlen(keys[k]);
-            size_t vlen = strcspn(p, "&");
-            if (vlen > 0) {
-                memmove(p + 4, p + vlen, strlen(p + vlen) + 1);
-                memcpy(p, "****", 4);
+    /* key=value pairs of the query that carry secrets. */
+    while (*p) {
+        int masked = 0;
+        if (p == url || p[-1] == '?' || p[-1] == '&') {
+            for (int k = 0; keys[k]; k++) {
+                size_t kl = strlen(keys[k]);
+                if (strncmp(p, keys[k], kl) == 0) {
+                    put_bounded(out, n, &o, p, kl);
+                    put_bounded(out, n, &o, "****", 4);
+                    p += kl + strcspn(p + kl, "&#");
+                    masked = 1;
+                    break;
+                }
             }
+        }
+        if (!masked) {
+            put_bounded(out, n, &o, p, 1);
+            p++;
         }
     }
 }
@@ -490,6 +517,13 @@ void config_register_secrets(const struct config *c)
             continue;
         }
         const char *url = c->text[i];
+        const char *q = strstr(url, "password=");
+        if (q) {
+            char secret[256];
+            q += strlen("password=");
+            snprintf(secret, sizeof(secret), "%.*s", (int)strcspn(q, "&#"), q);
+            log_add_secret(secret);
+        }
         const char *scheme = strstr(url, "://");
         const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
         if (!at) {

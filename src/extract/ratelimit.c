@@ -28,6 +28,10 @@ static void roll_window(struct ratelimit *rl, int64_t now)
 
 int ratelimit_acquire(struct ratelimit *rl, long weight, struct err *e)
 {
+    if (weight > rl->budget) {
+        return err_set(e, ERR_CONFIG, "a request of weight %ld can never fit the weight budget "
+                       "of %ld per minute (DATAOPS_WEIGHT_BUDGET)", weight, rl->budget);
+    }
     for (;;) {
         int64_t now = time_now_ms();
         if (rl->paused_until > now) {

@@ -49,6 +49,8 @@ struct wh_sqlite {
     char *raw;      /* quoted identifiers */
     char *tr;
     char *local;
+    const char *tr_name;      /* the same, unquoted (borrowed from the config) */
+    const char *local_name;
     sqlite3_stmt *st[ST__COUNT];
 };
 
@@ -110,6 +112,8 @@ static int sq_open(const char *url, const struct wh_names *names, struct wh **ou
     w->raw = sqlite3_mprintf("\"%w\"", names->raw_table);
     w->tr = sqlite3_mprintf("\"%w\"", names->transformed_table);
     w->local = sqlite3_mprintf("\"%w\"", names->local_time_column);
+    w->tr_name = names->transformed_table;
+    w->local_name = names->local_time_column;
 
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s", path);
@@ -117,8 +121,10 @@ static int sq_open(const char *url, const struct wh_names *names, struct wh **ou
     if (slash && slash != dir) {
         *slash = '\0';
         if (fs_mkdir_p(dir, e) != 0) {
+            char why[sizeof(e->msg)];
+            snprintf(why, sizeof(why), "%s", e->msg);
             sq_close(&w->base);
-            return err_set(e, ERR_WAREHOUSE, "warehouse directory: %s", e->msg);
+            return err_set(e, ERR_WAREHOUSE, "warehouse directory: %s", why);
         }
     }
     if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -150,6 +156,9 @@ static int sq_lock(struct wh *base, long timeout_s, struct err *e)
     struct wh_sqlite *w = (struct wh_sqlite *)base;
     char lp[PATH_MAX + 8];
     snprintf(lp, sizeof(lp), "%s.lock", w->path);
+    if (w->lock_fd >= 0) {
+        close(w->lock_fd);   /* a retry after a failed attempt */
+    }
     w->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (w->lock_fd < 0) {
         return err_set(e, ERR_WAREHOUSE, "cannot open lock file '%s': %s", lp, strerror(errno));
@@ -240,11 +249,19 @@ static int sq_ensure_schema(struct wh *base, struct err *e)
         return rc;
     }
     /* An existing transformed table made with another local-time column
-     * name cannot take our rows: say so instead of failing on insert. */
-    char *check = sqlite3_mprintf("SELECT %s FROM %s LIMIT 0", w->local, w->tr);
-    rc = exec(w, check, e);
-    sqlite3_free(check);
-    if (rc != 0) {
+     * name cannot take our rows: say so instead of failing on insert.
+     * (SELECT "name" would not do: SQLite reads an unknown double-quoted
+     * name as a string literal.) */
+    sqlite3_stmt *ti = NULL;
+    int has_col = 0;
+    if (sqlite3_prepare_v2(w->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
+                           &ti, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(ti, 1, w->tr_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ti, 2, w->local_name, -1, SQLITE_STATIC);
+        has_col = sqlite3_step(ti) == SQLITE_ROW;
+    }
+    sqlite3_finalize(ti);
+    if (!has_col) {
         return err_set(e, ERR_WAREHOUSE, "transformed table %s has no column %s (was it "
                        "created with another DATAOPS_LOCAL_TIME_COLUMN?)", w->tr, w->local);
     }
@@ -289,9 +306,12 @@ static int prepare(struct wh_sqlite *w, enum stmt_id id, struct err *e)
                               "?,?,?,?,?,?,?,?,?,?)%s%s", w->raw, cols, upd, differs);
         break;
     case ST_UPSERT_T:
+        /* The local-time column takes part in "differs": a new time zone
+         * must update rows that are otherwise identical. */
         sql = sqlite3_mprintf("INSERT INTO %s (%s, %s, symbol, \"interval\") VALUES (?,?,?,?,"
-                              "?,?,?,?,?,?,?,?,?,?,?,?,?)%s, %s = excluded.%s%s", w->tr, cols,
-                              w->local, upd, w->local, w->local, differs);
+                              "?,?,?,?,?,?,?,?,?,?,?,?,?)%s, %s = excluded.%s%s OR %s IS NOT "
+                              "excluded.%s", w->tr, cols, w->local, upd, w->local, w->local,
+                              differs, w->local, w->local);
         break;
     case ST_WM_RAW:
         sql = sqlite3_mprintf("SELECT max(open_time) FROM %s WHERE symbol = ?1 AND "
