@@ -9,6 +9,9 @@
 #   make valgrind   a full run under valgrind's leak checker
 #   make check      everything CI runs (deps, test, asan, lint, fuzz smoke, container)
 #   make deps       install the Debian and npm packages the project needs
+#   make test-gcp   a short real end-to-end run on Google Cloud (needs
+#                   GOOGLE_APPLICATION_CREDENTIALS, PROJECT_ID, GCS_BUCKET_NAME;
+#                   skips with a message otherwise)
 
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
@@ -78,6 +81,10 @@ bench: build
 	python3 bench/bench.py --dataops $(BUILD_DIR)/dataops $(BENCH_FLAGS)
 
 check: deps test asan lint fuzz test-container
+
+.PHONY: test-gcp
+test-gcp: build
+	scripts/test-gcp.sh $(BUILD_DIR)/dataops
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

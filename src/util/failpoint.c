@@ -20,6 +20,7 @@ const char *const failpoint_names[] = {
     "wh.transformed.inside", /* rows inserted, transformed txn not committed */
     "wh.transformed.committed", /* transformed batch committed */
     "metadata.write",        /* while writing the run's artifacts */
+    "bq.staged",             /* BigQuery: batch in its staging table, not merged */
     NULL,
 };
 
