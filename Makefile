@@ -79,6 +79,7 @@ BENCH_FLAGS ?=
 bench: build
 	@scripts/install-deps.sh --if-missing bench
 	python3 bench/bench.py --dataops $(BUILD_DIR)/dataops $(BENCH_FLAGS)
+	python3 bench/backfill.py --dataops $(BUILD_DIR)/dataops
 
 check: deps test asan lint fuzz test-container
 

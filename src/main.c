@@ -2,6 +2,7 @@
  * main.c - the dataops command line: subcommands, options, exit codes.
  *
  *   dataops run       run the pipeline once for every (symbol, interval)
+ *   dataops plan      print what a run would fetch (holes, sources, cost)
  *   dataops config    print the effective configuration (secrets redacted)
  *   dataops version   print the version and the commit it was built from
  *   dataops check-credentials FILE
@@ -18,6 +19,7 @@
 #include "check.h"
 #include "conf/config.h"
 #include "pipeline.h"
+#include "plan/plan.h"
 #include "util/failpoint.h"
 #include "util/fsutil.h"
 #include "util/interrupt.h"
@@ -27,6 +29,7 @@
 enum cmd {
     CMD_NONE,
     CMD_RUN,
+    CMD_PLAN,
     CMD_CHECK,
     CMD_CONFIG,
     CMD_VERSION,
@@ -40,6 +43,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"run", CMD_RUN, "run the pipeline once for every configured (symbol, interval)"},
+    {"plan", CMD_PLAN, "list what run would fetch (holes, sources, requests, weight, ETA)"},
     {"check", CMD_CHECK, "verify the exchange, symbols, lake and warehouse; move no data"},
     {"config", CMD_CONFIG, "print the effective configuration as JSON, secrets redacted"},
     {"version", CMD_VERSION, "print the version and the git commit baked in at build time"},
@@ -82,6 +86,16 @@ static void usage(FILE *f, enum cmd cmd)
         fprintf(f, "\nExit codes: 0 success, 1 runtime failure, 2 usage or configuration error, "
                    "3 rows failed\nvalidation (quarantined), 4 another run holds the warehouse "
                    "lock.\n");
+        return;
+    case CMD_PLAN:
+        fprintf(f, "usage: dataops plan [options]\n\nFor every (symbol, interval), list what "
+                   "the warehouse is missing: its holes and the\nrange after its watermark, "
+                   "less the gaps it knows the exchange has. For each range,\nthe source a "
+                   "run would use (archive files or the API), the requests, request\nweight, "
+                   "bytes and an ETA. Fetches no data: the one request asks the\nexchange's "
+                   "clock (this machine's with --source archive).\n"
+                   "`dataops run` fetches exactly these ranges. See docs/backfill.md.\n");
+        usage_options(f, 1);
         return;
     case CMD_CHECK:
         fprintf(f, "usage: dataops check [options]\n\nBefore any data moves: ask the "
@@ -291,6 +305,10 @@ int main(int argc, char **argv)
             rc = 0;
         }
         buf_free(&b);
+        goto out;
+    }
+    if (cmd == CMD_PLAN) {
+        rc = plan_command(&cfg);
         goto out;
     }
     interrupt_install();

@@ -1,11 +1,14 @@
 /*
  * pipeline.c - the DAG of one run, and nothing else:
  *
- *   lock warehouse -> for each (symbol, interval):
- *     raw stage:       from the raw watermark to the exchange's "now",
+ *   lock warehouse -> plan every pair (src/plan: the warehouse's holes,
+ *   then the range after the raw watermark) -> for each (symbol, interval):
+ *     raw stage:       each planned range, holes first, up to the
+ *                      exchange's "now",
  *                      page -> validate -> lake object part -> raw upsert
- *     transform stage: from the transformed watermark, raw table -> cast ->
- *                      validate -> lake object part -> transformed upsert
+ *     transform stage: hole fills waiting for it, then from the transformed
+ *                      watermark, raw table -> cast -> validate -> lake
+ *                      object part -> transformed upsert
  *   -> run record -> artifacts (config.json, metadata.json, run.log)
  *
  * Ordering that makes reruns converge (see README "Failure modes"):
@@ -32,6 +35,7 @@
 #include "load/lake.h"
 #include "load/wh.h"
 #include "metadata/run.h"
+#include "plan/plan.h"
 #include "transform/transform.h"
 #include "transform/tz.h"
 #include "util/failpoint.h"
@@ -52,6 +56,7 @@
         t_lap_ = t_now_;                                                  \
     } while (0)
 #define SCAN_ROWS 1000
+#define SOURCE_STATS_MAX (512u << 10)
 
 struct pipe {
     const struct config *cfg;
@@ -66,6 +71,8 @@ struct pipe {
     int64_t server_time;
     char updated_at[24];
     char updated_compact[20];
+    struct plan_pair *plans;    /* one per pair, in run order (src/plan) */
+    char *source_stats;         /* the source's figures, for metadata.json */
 };
 
 /* A segment: one lake object part and the transaction that loads it. */
@@ -176,6 +183,27 @@ static int quarantine(struct pipe *p, struct segment *s, const char *stage, cons
 }
 
 /*
+ * Backfill bookkeeping (docs/backfill.md): a range the warehouse keeps for
+ * the planner, written in the segment's transaction so that it commits
+ * with the rows that prove it.  Known gaps are kept only from sources
+ * whose empty stretches are the exchange's own (not from a replay file);
+ * a backend without range_put keeps nothing, and its planner sees no holes.
+ */
+static int remember(struct pipe *p, struct segment *s, enum wh_range_kind kind,
+                    const char *symbol, const struct interval *iv, int64_t from, int64_t to,
+                    struct err *e)
+{
+    if (!p->wh->ops->range_put || from >= to ||
+        (kind == WH_RANGE_KNOWN_GAP && !(p->src->ops->caps & SOURCE_CAP_GAPS_ARE_REAL))) {
+        return 0;
+    }
+    if (seg_txn(p, s, e) != 0) {
+        return e->code;
+    }
+    return p->wh->ops->range_put(p->wh, kind, symbol, iv->name, from, to, p->run.run_id, e);
+}
+
+/*
  * Validate the page's rows in place: keep the accepted ones in order,
  * quarantine the rest, note gaps, short and zero-trade candles.  Rows from
  * the still-forming candle on are dropped (*reached_now is set).
@@ -214,6 +242,12 @@ static int screen_page(struct pipe *p, struct segment *s, struct pair_stats *ps,
             if (quarantine(p, s, "raw", symbol, iv, k, why, e) != 0) {
                 return e->code;
             }
+            /* Its slot is not a hole to fetch again on every run. */
+            int64_t slot = interval_align_down(iv, k->open_time);
+            if (rule != VR_RANGE && remember(p, s, WH_RANGE_REJECTED, symbol, iv, slot,
+                                             interval_next(iv, slot), e) != 0) {
+                return e->code;
+            }
             continue;
         }
         if (*prev_open != INT64_MIN) {
@@ -224,6 +258,10 @@ static int screen_page(struct pipe *p, struct segment *s, struct pair_stats *ps,
                 log_info("validate", "%s %s: the exchange has no candles from %" PRId64
                          " to %" PRId64 " (%lld missing)", symbol, iv->name, expect,
                          k->open_time, missing);
+                if (remember(p, s, WH_RANGE_KNOWN_GAP, symbol, iv, expect, k->open_time,
+                             e) != 0) {
+                    return e->code;
+                }
             }
         }
         if (notes & VNOTE_SHORT) {
@@ -244,94 +282,95 @@ static int screen_page(struct pipe *p, struct segment *s, struct pair_stats *ps,
     return 0;
 }
 
-static int raw_stage(struct pipe *p, struct pair_stats *ps, const char *symbol,
-                     const struct interval *iv, struct err *e)
+/*
+ * One planned range [r->from, r->to) into segment s.  Besides the rows,
+ * the warehouse learns what the exchange showed to be empty (so that the
+ * planner does not ask again) and, for a hole, that the transform must
+ * revisit it (the marker commits with the first rows it covers).
+ */
+static int raw_range(struct pipe *p, struct segment *s, struct pair_stats *ps,
+                     const char *symbol, const struct interval *iv, const struct plan_range *r,
+                     struct err *e)
 {
     const struct config *c = p->cfg;
-    int64_t wm = 0;
-    int found = 0;
-    if (p->wh->ops->watermark(p->wh, WH_RAW, symbol, iv->name, &wm, &found, e) != 0) {
-        return e->code;
-    }
-    int64_t from = found ? interval_next(iv, wm) : interval_align_up(iv, c->start_ms);
-    int64_t to = p->server_time;
-    if (c->end_ms && c->end_ms < to) {
-        to = c->end_ms;
-    }
-    ps->range_start = from;
-    ps->range_end = to;
-    if (from >= to) {
-        log_info("extract", "%s %s: nothing new (raw watermark %" PRId64 ")", symbol, iv->name,
-                 wm);
-        return 0;
-    }
+    int64_t to = r->to;
     char a[32], z[32];
-    time_format_iso(from, a);
+    time_format_iso(r->from, a);
     time_format_iso(to, z);
     log_info("extract", "%s %s: extracting [%s, %s)%s", symbol, iv->name, a, z,
-             found ? " from the raw watermark" : " from the configured start");
+             !r->tail ? " (a hole in the warehouse)"
+             : r->prev_open != INT64_MIN ? " from the raw watermark" : " from the configured "
+             "start");
 
-    struct segment s = {0};
-    int64_t cursor = from;
-    int64_t prev_open = found ? wm : INT64_MIN;
+    int64_t cursor = r->from;
+    int64_t prev_open = r->prev_open;
+    int64_t first = INT64_MIN;
+    int marked = 0;
     int done = 0;
     int rc = 0;
     while (!done && cursor < to) {
         if (interrupt_requested()) {
-            rc = err_set(e, ERR_INTERRUPTED, "interrupted by a signal");
-            goto fail;
+            return err_set(e, ERR_INTERRUPTED, "interrupted by a signal");
         }
         p->page.n = 0;
         T0();
         rc = p->src->ops->fetch(p->src, symbol, iv, cursor, to, &p->page, &done, e);
         LAP(p, RS_EXTRACT);
         if (rc != 0) {
-            err_wrap(e, "%s %s page at %" PRId64, symbol, iv->name, cursor);
-            goto fail;
+            return err_wrap(e, "%s %s page at %" PRId64, symbol, iv->name, cursor);
         }
         ps->pages++;
         if ((rc = FAILPOINT("extract.page", e)) != 0) {
-            goto fail;
+            return rc;
         }
         if (p->page.n == 0) {
             break;
         }
         int64_t last_seen = p->page.rows[p->page.n - 1].open_time;
         if (last_seen < cursor) {
-            rc = err_set(e, ERR_INVALID, "%s %s: the page for startTime %" PRId64 " ends at %"
-                         PRId64 ", before it started (the source went back in time)", symbol,
-                         iv->name, cursor, last_seen);
-            goto fail;
+            return err_set(e, ERR_INVALID, "%s %s: the page for startTime %" PRId64 " ends at %"
+                           PRId64 ", before it started (the source went back in time)", symbol,
+                           iv->name, cursor, last_seen);
         }
         int reached_now = 0;
-        rc = screen_page(p, &s, ps, symbol, iv, cursor, to, &prev_open, &reached_now, e);
+        rc = screen_page(p, s, ps, symbol, iv, cursor, to, &prev_open, &reached_now, e);
         LAP(p, RS_VALIDATE_RAW);
         if (rc != 0) {
-            goto fail;
+            return rc;
         }
         if (p->page.n > 0) {
-            if (!s.writer && (rc = seg_start(p, &s, WH_RAW, symbol, iv, e)) != 0) {
-                goto fail;
+            if (!s->writer && (rc = seg_start(p, s, WH_RAW, symbol, iv, e)) != 0) {
+                return rc;
+            }
+            if (!r->tail && !marked && p->wh->ops->range_put) {
+                rc = p->wh->ops->range_put(p->wh, WH_RANGE_TRANSFORM, symbol, iv->name,
+                                           r->from, r->to, p->run.run_id, e);
+                if (rc != 0) {
+                    return rc;
+                }
+                marked = 1;
             }
             buf_reset(&p->csv);
             if (csv_raw_rows(&p->csv, &p->page, symbol, iv->name, p->updated_at) != 0) {
-                rc = err_set(e, ERR_NOMEM, "out of memory");
-                goto fail;
+                return err_set(e, ERR_NOMEM, "out of memory");
             }
-            if ((rc = lake_write(s.writer, p->csv.data, p->csv.len, e)) != 0) {
-                goto fail;
+            if ((rc = lake_write(s->writer, p->csv.data, p->csv.len, e)) != 0) {
+                return rc;
             }
             LAP(p, RS_LAKE_RAW);
             rc = p->wh->ops->put_raw(p->wh, symbol, iv->name, &p->page, p->updated_at, e);
             LAP(p, RS_LOAD_RAW);
             if (rc != 0) {
-                goto fail;
+                return rc;
             }
-            if (s.rows == 0 && (rc = FAILPOINT("wh.raw.inside", e)) != 0) {
-                goto fail;
+            if (s->rows == 0 && (rc = FAILPOINT("wh.raw.inside", e)) != 0) {
+                return rc;
             }
-            s.rows += (long long)p->page.n;
+            s->rows += (long long)p->page.n;
             ps->raw_loaded += (long long)p->page.n;
+            if (first == INT64_MIN) {
+                first = p->page.rows[0].open_time;
+            }
             if (!ps->first_open) {
                 ps->first_open = p->page.rows[0].open_time;
             }
@@ -341,51 +380,82 @@ static int raw_stage(struct pipe *p, struct pair_stats *ps, const char *symbol,
             break;
         }
         cursor = interval_next(iv, last_seen);
-        if (s.rows >= c->batch_rows && (rc = seg_commit(p, &s, WH_RAW, &ps->raw_objects, e))) {
-            goto fail;
+        if (s->rows >= c->batch_rows && (rc = seg_commit(p, s, WH_RAW, &ps->raw_objects, e))) {
+            return rc;
         }
     }
-    if ((rc = seg_commit(p, &s, WH_RAW, &ps->raw_objects, e)) != 0) {
-        goto fail;
+    /* What the exchange showed to be empty: before the first row when no
+     * row of ours precedes it, and, in a hole (whose end is a row we have),
+     * after the last row once the source said there is nothing more. */
+    if (first != INT64_MIN && r->prev_open == INT64_MIN && first > r->from &&
+        (rc = remember(p, s, WH_RANGE_KNOWN_GAP, symbol, iv, r->from, first, e)) != 0) {
+        return rc;
+    }
+    if (!r->tail && (done == SOURCE_DONE || cursor >= to)) {
+        int64_t after = prev_open == INT64_MIN ? r->from : interval_next(iv, prev_open);
+        if ((rc = remember(p, s, WH_RANGE_KNOWN_GAP, symbol, iv, after > r->from ? after
+                           : r->from, to, e)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int raw_stage(struct pipe *p, struct pair_stats *ps, const struct plan_pair *plan,
+                     struct err *e)
+{
+    const char *symbol = plan->symbol;
+    const struct interval *iv = plan->iv;
+    if (plan->n == 0) {
+        ps->range_start = ps->range_end = p->server_time;
+        log_info("extract", "%s %s: nothing new (raw watermark %" PRId64 ")", symbol, iv->name,
+                 plan->watermark);
+        return 0;
+    }
+    ps->range_start = plan->r[0].from;
+    ps->range_end = plan->r[plan->n - 1].to;
+    struct segment s = {0};
+    int rc = 0;
+    for (size_t i = 0; i < plan->n && rc == 0; i++) {
+        rc = raw_range(p, &s, ps, symbol, iv, &plan->r[i], e);
+    }
+    if (rc == 0) {
+        rc = seg_commit(p, &s, WH_RAW, &ps->raw_objects, e);
+    }
+    if (rc != 0) {
+        /* Only the current segment is undone; earlier ones are whole. */
+        if (s.rows && ps->raw_loaded >= s.rows) {
+            ps->raw_loaded -= s.rows;
+        }
+        seg_abort(p, &s);
+        return rc;
     }
     log_info("load", "%s %s: %lld raw rows loaded, %lld rejected, %lld pages", symbol, iv->name,
              ps->raw_loaded, ps->rejected, ps->pages);
     return 0;
-fail:
-    /* Only the current segment is undone; earlier ones are whole. */
-    if (s.rows && ps->raw_loaded >= s.rows) {
-        ps->raw_loaded -= s.rows;
-    }
-    seg_abort(p, &s);
-    return rc;
 }
 
-static int transform_stage(struct pipe *p, struct pair_stats *ps, const char *symbol,
-                           const struct interval *iv, struct err *e)
+/* Transform the raw rows with after < open_time < before into segment s. */
+static int transform_range(struct pipe *p, struct segment *s, struct pair_stats *ps,
+                           const char *symbol, const struct interval *iv, int64_t after,
+                           int64_t before, struct err *e)
 {
     const struct config *c = p->cfg;
-    int64_t after = INT64_MIN;
-    int64_t wm = 0;
-    int found = 0;
-    if (p->wh->ops->watermark(p->wh, WH_TRANSFORMED, symbol, iv->name, &wm, &found, e) != 0) {
-        return e->code;
-    }
-    if (found) {
-        after = wm;
-    }
-    struct segment s = {0};
     int rc = 0;
-    for (;;) {
+    for (int last = 0; !last;) {
         if (interrupt_requested()) {
-            rc = err_set(e, ERR_INTERRUPTED, "interrupted by a signal");
-            goto fail;
+            return err_set(e, ERR_INTERRUPTED, "interrupted by a signal");
         }
         p->page.n = 0;
         T0();
         rc = p->wh->ops->scan_raw(p->wh, symbol, iv->name, after, &p->page, e);
         LAP(p, RS_READ_RAW);
         if (rc != 0) {
-            goto fail;
+            return rc;
+        }
+        while (p->page.n > 0 && p->page.rows[p->page.n - 1].open_time >= before) {
+            p->page.n--;
+            last = 1;
         }
         if (p->page.n == 0) {
             break;
@@ -397,9 +467,9 @@ static int transform_stage(struct pipe *p, struct pair_stats *ps, const char *sy
             transform_row(&p->page.rows[i], t);
             if (validate_transformed_row(t, why, sizeof(why)) >= 0) {
                 ps->transformed_rejected++;
-                if ((rc = quarantine(p, &s, "transformed", symbol, iv, &p->page.rows[i], why,
+                if ((rc = quarantine(p, s, "transformed", symbol, iv, &p->page.rows[i], why,
                                      e)) != 0) {
-                    goto fail;
+                    return rc;
                 }
                 continue;
             }
@@ -408,46 +478,99 @@ static int transform_stage(struct pipe *p, struct pair_stats *ps, const char *sy
         after = p->page.rows[p->page.n - 1].open_time;
         LAP(p, RS_TRANSFORM);
         if (p->tpage.n > 0) {
-            if (!s.writer && (rc = seg_start(p, &s, WH_TRANSFORMED, symbol, iv, e)) != 0) {
-                goto fail;
+            if (!s->writer && (rc = seg_start(p, s, WH_TRANSFORMED, symbol, iv, e)) != 0) {
+                return rc;
             }
             buf_reset(&p->csv);
             if (csv_transformed_rows(&p->csv, &p->tpage, symbol, iv->name) != 0) {
-                rc = err_set(e, ERR_NOMEM, "out of memory");
-                goto fail;
+                return err_set(e, ERR_NOMEM, "out of memory");
             }
-            if ((rc = lake_write(s.writer, p->csv.data, p->csv.len, e)) != 0) {
-                goto fail;
+            if ((rc = lake_write(s->writer, p->csv.data, p->csv.len, e)) != 0) {
+                return rc;
             }
             LAP(p, RS_LAKE_TRANSFORMED);
             rc = p->wh->ops->put_transformed(p->wh, symbol, iv->name, &p->tpage, e);
             LAP(p, RS_LOAD_TRANSFORMED);
             if (rc != 0) {
-                goto fail;
+                return rc;
             }
-            if (s.rows == 0 && (rc = FAILPOINT("wh.transformed.inside", e)) != 0) {
-                goto fail;
+            if (s->rows == 0 && (rc = FAILPOINT("wh.transformed.inside", e)) != 0) {
+                return rc;
             }
-            s.rows += (long long)p->tpage.n;
+            s->rows += (long long)p->tpage.n;
             ps->transformed += (long long)p->tpage.n;
         }
-        if (s.rows >= c->batch_rows &&
-            (rc = seg_commit(p, &s, WH_TRANSFORMED, &ps->transformed_objects, e)) != 0) {
-            goto fail;
+        if (s->rows >= c->batch_rows &&
+            (rc = seg_commit(p, s, WH_TRANSFORMED, &ps->transformed_objects, e)) != 0) {
+            return rc;
         }
     }
-    if ((rc = seg_commit(p, &s, WH_TRANSFORMED, &ps->transformed_objects, e)) != 0) {
-        goto fail;
+    return 0;
+}
+
+struct pending {
+    int64_t v[2 * 64];
+    size_t n;
+};
+
+static int on_pending(void *ctx, int64_t from, int64_t to)
+{
+    struct pending *q = ctx;
+    if (q->n == 64) {
+        return -1;  /* the rest waits for the next run */
+    }
+    q->v[2 * q->n] = from;
+    q->v[2 * q->n + 1] = to;
+    q->n++;
+    return 0;
+}
+
+static int transform_stage(struct pipe *p, struct pair_stats *ps, const char *symbol,
+                           const struct interval *iv, struct err *e)
+{
+    int64_t wm = 0;
+    int found = 0;
+    if (p->wh->ops->watermark(p->wh, WH_TRANSFORMED, symbol, iv->name, &wm, &found, e) != 0) {
+        return e->code;
+    }
+    struct segment s = {0};
+    int rc = 0;
+    /* Hole fills below the transformed watermark (docs/backfill.md): each
+     * marker goes in the transaction of the last rows it covers. */
+    struct pending q = {.n = 0};
+    if (p->wh->ops->ranges && p->wh->ops->range_delete) {
+        rc = p->wh->ops->ranges(p->wh, WH_RANGE_TRANSFORM, symbol, iv->name, on_pending, &q, e);
+        if (rc != 0 && rc != -1) {
+            return rc;
+        }
+        rc = 0;
+    }
+    for (size_t i = 0; i < q.n && rc == 0; i++) {
+        int64_t a = q.v[2 * i];
+        int64_t b = q.v[2 * i + 1];
+        if (found && a <= wm) {
+            rc = transform_range(p, &s, ps, symbol, iv, a - 1, b, e);
+        }
+        if (rc == 0 && (rc = seg_txn(p, &s, e)) == 0) {
+            rc = p->wh->ops->range_delete(p->wh, WH_RANGE_TRANSFORM, symbol, iv->name, a, b, e);
+        }
+    }
+    if (rc == 0) {
+        rc = transform_range(p, &s, ps, symbol, iv, found ? wm : INT64_MIN, INT64_MAX, e);
+    }
+    if (rc == 0) {
+        rc = seg_commit(p, &s, WH_TRANSFORMED, &ps->transformed_objects, e);
+    }
+    if (rc != 0) {
+        if (s.rows && ps->transformed >= s.rows) {
+            ps->transformed -= s.rows;
+        }
+        seg_abort(p, &s);
+        return rc;
     }
     log_info("transform", "%s %s: %lld rows transformed%s", symbol, iv->name, ps->transformed,
              found ? " after the transformed watermark" : "");
     return 0;
-fail:
-    if (s.rows && ps->transformed >= s.rows) {
-        ps->transformed -= s.rows;
-    }
-    seg_abort(p, &s);
-    return rc;
 }
 
 static int write_artifacts(struct pipe *p, struct buf *log_buf, struct err *e)
@@ -474,6 +597,16 @@ static int write_artifacts(struct pipe *p, struct buf *log_buf, struct err *e)
     if (run_to_json(&p->run, &b) != 0) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
+    }
+    /* The run record also says which source loaded what (archive files,
+     * API stretches, per pair): a "sources" member closes the object
+     * run_to_json wrote ("...}\n"). */
+    if (p->source_stats && b.len >= 2 && b.data[b.len - 2] == '}') {
+        b.len -= 2;
+        if (buf_printf(&b, ",\"sources\":{%s}}\n", p->source_stats) != 0) {
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
     }
     snprintf(key, sizeof(key), "%s/metadata.json", prefix);
     if ((rc = lake_put(p->lake, key, b.data, b.len, e)) != 0) {
@@ -508,6 +641,18 @@ static void print_summary(const struct pipe *p)
     fflush(stdout);
 }
 
+/* The plan of every pair (src/plan): the warehouse's holes and the range
+ * after each watermark, known gaps left out; the source gets all of it up
+ * front for its progress display. */
+static int plan_all(struct pipe *p, struct err *e)
+{
+    int rc = plan_all_pairs(p->wh, p->cfg, p->server_time, &p->plans, e);
+    if (rc == 0) {
+        plan_hint_source(p->src, p->plans, p->cfg->nsymbols * p->cfg->nintervals);
+    }
+    return rc;
+}
+
 static int run_pairs(struct pipe *p, int *nfailed, int *any_rejected, struct err *first)
 {
     const struct config *c = p->cfg;
@@ -518,7 +663,7 @@ static int run_pairs(struct pipe *p, int *nfailed, int *any_rejected, struct err
             struct pair_stats *ps = run_add_pair(&p->run, symbol, iv);
             struct err e;
             err_clear(&e);
-            int rc = raw_stage(p, ps, symbol, iv, &e);
+            int rc = raw_stage(p, ps, &p->plans[si * c->nintervals + ii], &e);
             if (rc == 0) {
                 rc = transform_stage(p, ps, symbol, iv, &e);
             }
@@ -604,6 +749,9 @@ int pipeline_run(const struct config *cfg)
     char now[32];
     time_format_iso(p.server_time, now);
     log_info("extract", "exchange clock %s: only candles closed before it are stored", now);
+    if ((rc = plan_all(&p, &e)) != 0) {
+        goto finish;
+    }
 
     int nfailed = 0;
     int any_rejected = 0;
@@ -661,10 +809,12 @@ finish:
         }
     }
     if (p.lake) {
-        if (p.src) {
-            char stats[512];
-            p.src->ops->stats(p.src, stats, sizeof(stats));
-            log_info("extract", "source figures: {%s}", stats);
+        if (p.src && (p.source_stats = malloc(SOURCE_STATS_MAX)) != NULL) {
+            p.src->ops->stats(p.src, p.source_stats, SOURCE_STATS_MAX);
+            /* The per-file list goes to metadata.json, not into the log. */
+            int shown = (int)strcspn(p.source_stats, "[");
+            log_info("extract", "source figures: {%.*s%s}", shown > 1500 ? 1500 : shown,
+                     p.source_stats, p.source_stats[shown] ? "...; see metadata.json" : "");
         }
         log_info("pipeline", "run %s finished: %s", p.run.run_id, p.run.status);
         struct err e2;
@@ -690,6 +840,8 @@ done:
     wh_close(p.wh);
     lake_close(p.lake);
     run_free(&p.run);
+    plan_pairs_free(p.plans, cfg->nsymbols * cfg->nintervals);
+    free(p.source_stats);
     kline_batch_free(&p.page);
     tkline_batch_free(&p.tpage);
     buf_free(&p.csv);

@@ -30,11 +30,22 @@ const struct setting_def settings[S__COUNT] = {
     [S_END] = {"end", "DATAOPS_END_TIME", "", "TIME",
                "stop before this time (epoch ms or ISO-8601 UTC); default: now, by the "
                "exchange's clock", 0, 1},
-    [S_SOURCE] = {"source", "DATAOPS_SOURCE", "rest", "SRC",
-                  "where klines come from: rest (the exchange API) or file://PATH (replay a "
+    [S_SOURCE] = {"source", "DATAOPS_SOURCE", "auto", "SRC",
+                  "where klines come from: rest (the exchange API), archive (the "
+                  "data.binance.vision zips only), auto (whole months and days from the "
+                  "archive, the rest from the API; the archive is used only with Binance's own "
+                  "API hosts or an explicit DATAOPS_ARCHIVE_URL) or file://PATH (replay a "
                   "file of recorded /api/v3/klines bodies, one per line)", 0, 1},
     [S_BASE_URL] = {"base-url", "BINANCE_BASE_URL", "https://api.binance.com", "URL",
                     "Binance REST base URL (https://data-api.binance.vision also works)", 1, 1},
+    /* Backfill settings (archive source, concurrent REST): docs/backfill.md. */
+    [S_ARCHIVE_URL] = {"archive-url", "DATAOPS_ARCHIVE_URL", "https://data.binance.vision",
+                       "URL", "base URL of the public kline archive (monthly and daily zips "
+                       "with .CHECKSUM files)", 1, 1},
+    [S_ARCHIVE_MIN_CANDLES] = {"archive-min-candles", "DATAOPS_ARCHIVE_MIN_CANDLES", "1000",
+                               "N", "auto takes a month or a day from an archive file only "
+                               "when it holds more candles than this (1000: when the API "
+                               "would need two requests or more)", 0, 1},
     [S_WAREHOUSE] = {"warehouse", "DATAOPS_WAREHOUSE", "data/warehouse.db", "URL",
                      "warehouse: a SQLite path or sqlite:///path, postgresql://USER@HOST:PORT/DB, "
                      "or bigquery://PROJECT_ID", 1, 0},
@@ -79,6 +90,9 @@ const struct setting_def settings[S__COUNT] = {
     [S_WEIGHT_BUDGET] = {"weight-budget", "DATAOPS_WEIGHT_BUDGET", "0", "N",
                          "request weight per minute to stay under; 0 = 80% of the "
                          "exchange's REQUEST_WEIGHT limit (6000 if unknown)", 0, 1},
+    [S_MAX_IN_FLIGHT] = {"max-in-flight", "DATAOPS_MAX_IN_FLIGHT", "12", "N",
+                         "API requests in flight at most (1-64; a run starts with 2 and "
+                         "grows); the weight budget still sets the pace", 0, 1},
     [S_BATCH_ROWS] = {"batch-rows", "DATAOPS_BATCH_ROWS", "100000", "N",
                       "rows per lake object part and warehouse transaction", 0, 1},
     [S_PG_SCHEMA] = {"pg-schema", "DATAOPS_PG_SCHEMA", "public", "NAME",
@@ -347,10 +361,35 @@ static int parse_time_setting(struct config *c, int id, int64_t *out, struct err
     return 0;
 }
 
+/* The original's environment alone selects the Google backends, as it did
+ * there: with DATAOPS_LAKE / DATAOPS_WAREHOUSE left at their defaults,
+ * GCS_BUCKET_NAME makes the lake gs://<bucket> and PROJECT_ID makes the
+ * warehouse bigquery://<project>.  Its ConfigMap works unchanged. */
+static int derive_google_defaults(struct config *c)
+{
+    char url[600];
+    if (c->source[S_LAKE] == SRC_DEFAULT && c->text[S_GCS_BUCKET][0]) {
+        snprintf(url, sizeof(url), "gs://%s", c->text[S_GCS_BUCKET]);
+        if (set_text(c, S_LAKE, url, SRC_DERIVED) != 0) {
+            return -1;
+        }
+    }
+    if (c->source[S_WAREHOUSE] == SRC_DEFAULT && c->text[S_PROJECT_ID][0]) {
+        snprintf(url, sizeof(url), "bigquery://%s", c->text[S_PROJECT_ID]);
+        if (set_text(c, S_WAREHOUSE, url, SRC_DERIVED) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_finalize(struct config *c, struct err *e)
 {
     char msg[512];
     struct list_ctx l = {c, e};
+    if (derive_google_defaults(c) != 0) {
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
     for (size_t i = 0; i < c->nsymbols; i++) {
         free(c->symbols[i]);
     }
@@ -386,8 +425,10 @@ int config_finalize(struct config *c, struct err *e)
         }
     }
     const char *src = c->text[S_SOURCE];
-    if (strcmp(src, "rest") != 0 && strncmp(src, "file://", 7) != 0) {
-        snprintf(msg, sizeof(msg), "'%.80s' is not a source (rest or file://PATH)", src);
+    if (strcmp(src, "rest") != 0 && strcmp(src, "archive") != 0 && strcmp(src, "auto") != 0 &&
+        strncmp(src, "file://", 7) != 0) {
+        snprintf(msg, sizeof(msg), "'%.80s' is not a source (rest, archive, auto or "
+                 "file://PATH)", src);
         return bad(e, S_SOURCE, msg);
     }
     if (strncmp(src, "file://", 7) == 0 && src[7] == '\0') {
@@ -399,6 +440,13 @@ int config_finalize(struct config *c, struct err *e)
         config_mask_url(url, shown, sizeof(shown));
         snprintf(msg, sizeof(msg), "'%s' is not an http:// or https:// URL", shown);
         return bad(e, S_BASE_URL, msg);
+    }
+    url = c->text[S_ARCHIVE_URL];
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        char shown[256];
+        config_mask_url(url, shown, sizeof(shown));
+        snprintf(msg, sizeof(msg), "'%s' is not an http:// or https:// URL", shown);
+        return bad(e, S_ARCHIVE_URL, msg);
     }
     char why[256];
     if (!wh_url_supported(c->text[S_WAREHOUSE], why, sizeof(why))) {
@@ -444,6 +492,8 @@ int config_finalize(struct config *c, struct err *e)
         {S_CONNECT_TIMEOUT, 1, 600, &c->connect_timeout_s},
         {S_RETRIES, 0, 100, &c->retries},
         {S_WEIGHT_BUDGET, 0, 1000000, &c->weight_budget},
+        {S_MAX_IN_FLIGHT, 1, 64, &c->max_in_flight},
+        {S_ARCHIVE_MIN_CANDLES, 0, 10000000, &c->archive_min_candles},
         {S_BATCH_ROWS, 1000, 10000000, &c->batch_rows},
     };
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
@@ -538,7 +588,8 @@ void config_register_secrets(const struct config *c)
     }
 }
 
-static const char *source_names[] = {"default", ".env", "environment", "flag"};
+static const char *source_names[] = {"default", ".env", "environment", "flag",
+                                     "derived from GCS_BUCKET_NAME / PROJECT_ID"};
 
 int config_to_json(const struct config *c, struct buf *out)
 {

@@ -29,6 +29,8 @@ enum setting_id {
     S_END,
     S_SOURCE,
     S_BASE_URL,
+    S_ARCHIVE_URL,          /* backfill: the data.binance.vision archive */
+    S_ARCHIVE_MIN_CANDLES,
     S_WAREHOUSE,
     S_LAKE,
     S_RAW_DATASET,
@@ -48,6 +50,7 @@ enum setting_id {
     S_CONNECT_TIMEOUT,
     S_RETRIES,
     S_WEIGHT_BUDGET,
+    S_MAX_IN_FLIGHT,        /* backfill: concurrent REST requests */
     S_BATCH_ROWS,
     S_PG_SCHEMA,
     S_S3_ENDPOINT,
@@ -59,7 +62,7 @@ enum setting_id {
     S__COUNT
 };
 
-enum setting_source { SRC_DEFAULT = 0, SRC_DOTENV, SRC_ENV, SRC_FLAG };
+enum setting_source { SRC_DEFAULT = 0, SRC_DOTENV, SRC_ENV, SRC_FLAG, SRC_DERIVED };
 
 struct setting_def {
     const char *flag;       /* long option without "--" */
@@ -95,6 +98,8 @@ struct config {
     long connect_timeout_s;
     long retries;
     long weight_budget;     /* 0 = derive from exchangeInfo */
+    long max_in_flight;     /* REST requests in flight at once */
+    long archive_min_candles;   /* auto: files only for periods holding more */
     long batch_rows;
 };
 

@@ -1,26 +1,17 @@
 /*
- * http.h - one HTTP client over a reused libcurl handle (keep-alive).
- *
- * It performs a single request and reports what happened; whether to try
- * again is the caller's decision (retries live in one place, the source).
- * TLS peer and host verification stay on; the body is capped so a huge or
- * endless response cannot exhaust memory; a transfer that stalls (less than
- * one byte a second for the stall time) or exceeds the total timeout is cut.
+ * http.h - what every HTTP exchange with the exchange shares: the response
+ * record, the header parser that reads the rate-limit headers, the progress
+ * callback that lets SIGTERM abort a transfer, and the origin of a URL for
+ * messages that must not carry its query.  The transfers themselves run in
+ * the concurrent engine (fetcher.c) on libcurl's multi interface.
  */
 #ifndef DATAOPS_HTTP_H
 #define DATAOPS_HTTP_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 
 #include "util/buf.h"
-#include "util/err.h"
-
-struct http_opts {
-    long connect_timeout_s;
-    long total_timeout_s;
-    long stall_timeout_s;
-    size_t max_body;
-};
 
 struct http_resp {
     long status;
@@ -29,16 +20,15 @@ struct http_resp {
     struct buf body;
 };
 
-struct http_client;
-
-int http_client_create(const struct http_opts *o, struct http_client **out, struct err *e);
-void http_client_destroy(struct http_client *c);
 void http_resp_init(struct http_resp *r, size_t max_body);
 void http_resp_free(struct http_resp *r);
-/* GET url.  0 when a response arrived (any status: look at r->status);
- * ERR_NET for a transport failure (connect error, timeout, reset, a body
- * shorter than announced), ERR_INVALID for a body over the cap,
- * ERR_INTERRUPTED on SIGTERM.  The message names the host, not the query. */
-int http_get(struct http_client *c, const char *url, struct http_resp *r, struct err *e);
+/* CURLOPT_HEADERFUNCTION with CURLOPT_HEADERDATA = struct http_resp *: reads
+ * X-MBX-USED-WEIGHT-1M and Retry-After, whatever their case (HTTP/2 sends
+ * lower case), and resets them when a new response starts. */
+size_t http_header_cb(char *p, size_t size, size_t n, void *resp);
+/* CURLOPT_XFERINFOFUNCTION: abort the transfer once SIGTERM has arrived. */
+int http_progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d);
+/* "scheme://host:port" of url (credentials and path dropped). */
+void http_origin_of(const char *url, char *out, size_t n);
 
 #endif

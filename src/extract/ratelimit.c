@@ -78,3 +78,28 @@ void ratelimit_pause(struct ratelimit *rl, long seconds)
         rl->paused_until = until;
     }
 }
+
+int ratelimit_try_acquire(struct ratelimit *rl, long weight, long in_flight, int64_t *wait_ms)
+{
+    int64_t now = time_now_ms();
+    if (weight > rl->budget) {
+        return -1;
+    }
+    if (rl->paused_until > now) {
+        *wait_ms = rl->paused_until - now;
+        return 1;
+    }
+    int64_t w = floor_div(now, MS_PER_MIN);
+    if (w != rl->window) {
+        rl->window = w;
+        rl->used = in_flight;
+    }
+    if (rl->used + weight <= rl->budget) {
+        rl->used += weight;
+        return 0;
+    }
+    /* As in ratelimit_acquire: the next window, plus a little for clock
+     * skew between us and the exchange. */
+    *wait_ms = (rl->window + 1) * MS_PER_MIN - now + 250;
+    return 1;
+}

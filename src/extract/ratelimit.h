@@ -30,5 +30,14 @@ int ratelimit_acquire(struct ratelimit *rl, long weight, struct err *e);
 /* Record the server's view after a response (used < 0: header absent). */
 void ratelimit_observe(struct ratelimit *rl, long used);
 void ratelimit_pause(struct ratelimit *rl, long seconds);
+/* For the concurrent engine (fetcher.c), which must never sleep here:
+ * 0 when weight fits in the current window (it is counted); 1 when the
+ * caller must wait *wait_ms (a Retry-After pause or the next window);
+ * -1 when weight is larger than the whole budget and can never fit.
+ * in_flight is the weight of requests sent and not yet answered: a new
+ * window starts with it counted, because the exchange may count those
+ * requests in the new window, so the weight in flight plus the weight
+ * answered in a window never exceeds the budget. */
+int ratelimit_try_acquire(struct ratelimit *rl, long weight, long in_flight, int64_t *wait_ms);
 
 #endif

@@ -11,6 +11,12 @@ int source_open(const struct config *c, struct source **out, struct err *e)
     if (strncmp(s, "file://", 7) == 0) {
         return source_replay_ops.open(c, out, e);
     }
+    if (strcmp(s, "archive") == 0) {
+        return source_archive_ops.open(c, out, e);
+    }
+    if (strcmp(s, "auto") == 0) {
+        return source_auto_ops.open(c, out, e);
+    }
     return source_binance_ops.open(c, out, e);
 }
 

@@ -1,174 +1,63 @@
 /*
  * source_binance.c - klines from the Binance spot REST API.
  *
- * Every request goes through request(), the one place that retries:
- *   - transport failures (timeouts, resets, truncated bodies), HTTP 5xx and
- *     the exchange's transient codes: exponential backoff with full jitter,
- *     at most `retries` times and never past a total retry time;
- *   - 429: wait Retry-After (the limiter holds every request), then retry;
- *   - 418: the IP is banned; stop calling the API for the rest of the run
- *     and fail with the time the ban ends;
- *   - other 4xx: the request is wrong; report the exchange's code and msg.
- * Weights (klines 2, time 1, exchangeInfo 20) are acquired from the limiter
- * before each request and the used-weight header is fed back after it.
+ * Requests go through the HTTP engine (fetcher.c), the one place that
+ * retries: backoff with jitter for transport failures, 5xx and transient
+ * codes; a 429's Retry-After pauses every request; a 418 stops every
+ * request for the rest of the run; other 4xx report the exchange's code and
+ * msg.  Weights (klines 2, time 1, exchangeInfo 20) are taken from the
+ * weight budget before each request and the used-weight header is fed back
+ * after it; all pairs of the run share that one budget.
+ *
+ * Pages of fixed-length intervals are fetched several at a time and handed
+ * over in order by the pager (fetcher_pages.c); 1M is paged sequentially.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#include "extract/http.h"
+#include "extract/fetcher.h"
+#include "extract/fetcher_pages.h"
 #include "extract/kline_parse.h"
 #include "extract/ratelimit.h"
 #include "extract/source.h"
-#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
 #define MAX_BODY (16u << 20)          /* a 1000-row page is ~170 kB */
-#define BACKOFF_BASE_MS 500
-#define BACKOFF_CAP_MS 30000
-#define RETRY_TIME_LIMIT_MS (10 * 60 * 1000)
 #define DEFAULT_WEIGHT_LIMIT 6000
 
 struct binance {
     struct source base;
-    struct http_client *http;
-    struct http_resp resp;
+    struct fetcher *f;
+    struct pager *pager;
+    struct fetch_job job;             /* the sequential requests */
     struct ratelimit rl;
+    struct progress own_progress;
+    struct progress *pg;              /* own_progress, or the composing source's */
     char base_url[512];
-    long retries;
     long budget_setting;
+    long max_in_flight;
     int budget_known;
-    int banned;
-    char ban_msg[256];
-    uint64_t rng;
-    /* figures for the run record */
-    long requests, retried, got_429, got_5xx, net_errors;
 };
 
-/* xorshift64*, seeded once from the kernel: jitter needs no crypto. */
-static uint64_t next_rand(struct binance *b)
-{
-    uint64_t x = b->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    b->rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static long backoff_ms(struct binance *b, int attempt)
-{
-    long cap = BACKOFF_BASE_MS;
-    for (int i = 0; i < attempt && cap < BACKOFF_CAP_MS; i++) {
-        cap *= 2;
-    }
-    if (cap > BACKOFF_CAP_MS) {
-        cap = BACKOFF_CAP_MS;
-    }
-    return (long)(next_rand(b) % (uint64_t)(cap + 1));
-}
-
-static int transient_code(long code)
-{
-    return code == -1000 || code == -1001 || code == -1006 || code == -1007 || code == -1008;
-}
-
-/* GET path (with query) costing weight; on success the body is in b->resp. */
+/* GET path (with query) costing weight; on success the body is in
+ * b->job.resp. */
 static int request(struct binance *b, const char *path, long weight, struct err *e)
 {
-    char url[1024];
-    snprintf(url, sizeof(url), "%s%s", b->base_url, path);
-    int64_t started = time_monotonic_ms();
-    int attempt = 0;
-    for (;;) {
-        if (b->banned) {
-            return err_set(e, ERR_BANNED, "%s", b->ban_msg);
-        }
-        if (interrupt_requested()) {
-            return err_set(e, ERR_INTERRUPTED, "interrupted");
-        }
-        if (ratelimit_acquire(&b->rl, weight, e) != 0) {
-            return e->code;
-        }
-        b->requests++;
-        char reason[600];
-        int rc = http_get(b->http, url, &b->resp, e);
-        if (rc == ERR_INTERRUPTED || rc == ERR_INVALID) {
-            return rc;
-        }
-        if (rc == 0) {
-            ratelimit_observe(&b->rl, b->resp.used_weight_1m);
-            long st = b->resp.status;
-            if (st == 200) {
-                return 0;
-            }
-            long code = 0;
-            char msg[256] = "";
-            int has_body = binance_error_body(b->resp.body.data ? b->resp.body.data : "",
-                                              b->resp.body.len, &code, msg, sizeof(msg));
-            if (st == 418) {
-                long secs = b->resp.retry_after_s > 0 ? b->resp.retry_after_s : 120;
-                char until[32];
-                time_format_iso(time_now_ms() + secs * 1000, until);
-                snprintf(b->ban_msg, sizeof(b->ban_msg), "HTTP 418 from %s: the exchange has "
-                         "banned this IP until %s (Retry-After %lds)%s%s; no further requests "
-                         "are sent this run", b->base_url, until, secs, has_body ? ": " : "",
-                         has_body ? msg : "");
-                b->banned = 1;
-                return err_set(e, ERR_BANNED, "%s", b->ban_msg);
-            }
-            if (st == 429) {
-                long secs = b->resp.retry_after_s > 0 ? b->resp.retry_after_s : 1;
-                b->got_429++;
-                ratelimit_pause(&b->rl, secs);
-                log_warn("extract", "HTTP 429 (rate limit, code %ld): waiting Retry-After %lds "
-                         "before the next request", code, secs);
-                if (time_monotonic_ms() - started > RETRY_TIME_LIMIT_MS) {
-                    return err_set(e, ERR_RATE_LIMIT, "still rate limited after %d minutes",
-                                   RETRY_TIME_LIMIT_MS / 60000);
-                }
-                continue;   /* a 429 is a pacing signal, not a failed attempt */
-            }
-            if (st >= 500 || (has_body && transient_code(code))) {
-                b->got_5xx++;
-                snprintf(reason, sizeof(reason), "HTTP %ld%s%s", st, has_body ? ": " : "",
-                         has_body ? msg : "");
-            }
-            else {
-                e->http = (int)st;
-                if (has_body) {
-                    return err_set(e, ERR_API, "exchange refused %s (HTTP %ld, code %ld): %s",
-                                   path[0] ? path : "/", st, code, msg);
-                }
-                return err_set(e, ERR_HTTP_FATAL, "HTTP %ld from %s%.*s", st, b->base_url,
-                               (int)strcspn(path, "?"), path);
-            }
-        }
-        else {
-            b->net_errors++;
-            snprintf(reason, sizeof(reason), "%s", e->msg);
-        }
-        if (attempt >= b->retries || time_monotonic_ms() - started > RETRY_TIME_LIMIT_MS) {
-            return err_set(e, rc == 0 ? ERR_HTTP_RETRY : ERR_NET, "giving up after %d attempts: "
-                           "%s", attempt + 1, reason);
-        }
-        long wait = backoff_ms(b, attempt);
-        attempt++;
-        b->retried++;
-        log_warn("extract", "retry %d/%ld in %ld ms after %s", attempt, b->retries, wait,
-                 reason);
-        if (interrupt_sleep_ms(wait)) {
-            return err_set(e, ERR_INTERRUPTED, "interrupted");
-        }
-    }
+    snprintf(b->job.url, sizeof(b->job.url), "%s%s", b->base_url, path);
+    b->job.weight = weight;
+    fetcher_submit(b->f, &b->job);
+    int rc = fetcher_wait(b->f, &b->job, e);
+    b->job.state = FJ_IDLE;
+    return rc;
 }
 
 static int parse_json_body(struct binance *b, cJSON **out, struct err *e, const char *what)
 {
-    *out = cJSON_ParseWithLength(b->resp.body.data ? b->resp.body.data : "", b->resp.body.len);
+    const struct buf *body = &b->job.resp.body;
+    *out = cJSON_ParseWithLength(body->data ? body->data : "", body->len);
     if (!*out) {
         return err_set(e, ERR_INVALID, "%s: the response is not valid JSON", what);
     }
@@ -254,11 +143,11 @@ static int bn_check_symbols(struct source *s, char *const *symbols, size_t n, st
     return 0;
 }
 
-static int bn_fetch(struct source *s, const char *symbol, const struct interval *iv,
-                    int64_t from, int64_t to, struct kline_batch *out, int *done,
-                    struct err *e)
+/* 1M: one request at a time, following the exchange's own paging. */
+static int fetch_sequential(struct binance *b, const char *symbol, const struct interval *iv,
+                            int64_t from, int64_t to, struct kline_batch *out, int *done,
+                            struct err *e)
 {
-    struct binance *b = (struct binance *)s;
     char path[256];
     snprintf(path, sizeof(path),
              "/api/v3/klines?symbol=%s&interval=%s&startTime=%lld&endTime=%lld&limit=%d", symbol,
@@ -268,21 +157,57 @@ static int bn_fetch(struct source *s, const char *symbol, const struct interval 
         return rc;
     }
     size_t before = out->n;
-    rc = kline_parse_page(b->resp.body.data ? b->resp.body.data : "", b->resp.body.len, out, e);
+    const struct buf *body = &b->job.resp.body;
+    rc = kline_parse_page(body->data ? body->data : "", body->len, out, e);
     if (rc != 0) {
         return rc;
     }
-    *done = out->n - before < SOURCE_PAGE_ROWS;
+    size_t got = out->n - before;
+    *done = got < SOURCE_PAGE_ROWS ? SOURCE_DONE : 0;
+    int64_t upto = *done ? to : interval_next(iv, out->rows[out->n - 1].open_time);
+    progress_add(b->pg, (long long)got, 1, interval_count(iv, from, upto));
     return 0;
+}
+
+static int bn_fetch(struct source *s, const char *symbol, const struct interval *iv,
+                    int64_t from, int64_t to, struct kline_batch *out, int *done,
+                    struct err *e)
+{
+    struct binance *b = (struct binance *)s;
+    progress_pair(b->pg, symbol, iv);
+    if (iv->ms == 0) {
+        return fetch_sequential(b, symbol, iv, from, to, out, done, e);
+    }
+    size_t before = out->n;
+    long long covered = 0;
+    int rc = pager_next(b->pager, symbol, iv, from, to, out, done, &covered, e);
+    if (rc == 0) {
+        progress_add(b->pg, (long long)(out->n - before), 1, covered);
+    }
+    return rc;
+}
+
+static void bn_plan_range(struct source *s, const struct source_range *r, size_t n)
+{
+    struct binance *b = (struct binance *)s;
+    progress_plan(b->pg, r, n);
 }
 
 static void bn_stats(struct source *s, char *out, size_t n)
 {
     struct binance *b = (struct binance *)s;
+    const struct fetcher_stats *st = fetcher_stats(b->f);
+    /* Asked for its figures, the extract is over: end the progress line
+     * before the run's summary is printed. */
+    if (b->pg == &b->own_progress) {
+        progress_finish(b->pg);
+    }
     snprintf(out, n, "\"source\":\"rest\",\"requests\":%ld,\"retries\":%ld,\"http_429\":%ld,"
              "\"http_5xx\":%ld,\"network_errors\":%ld,\"weight_budget\":%ld,"
-             "\"max_used_weight\":%ld,\"budget_waits\":%ld", b->requests, b->retried, b->got_429,
-             b->got_5xx, b->net_errors, b->rl.budget, b->rl.max_used, b->rl.waits);
+             "\"max_used_weight\":%ld,\"budget_waits\":%ld,\"weight_sent\":%ld,"
+             "\"max_in_flight\":%ld,\"peak_in_flight\":%ld,\"bytes\":%lld", st->requests,
+             st->retried, st->got_429, st->got_5xx, st->net_errors, b->rl.budget, b->rl.max_used,
+             b->rl.waits, st->weight_sent, b->max_in_flight, st->peak_in_flight, st->bytes);
 }
 
 static void bn_close(struct source *s)
@@ -291,12 +216,20 @@ static void bn_close(struct source *s)
     if (!b) {
         return;
     }
-    http_client_destroy(b->http);
-    http_resp_free(&b->resp);
+    if (b->pg == &b->own_progress) {
+        progress_finish(b->pg);
+    }
+    pager_destroy(b->pager);
+    if (b->f) {
+        fetcher_cancel(b->f, &b->job);
+    }
+    fetcher_destroy(b->f);
+    http_resp_free(&b->job.resp);
     free(b);
 }
 
-static int bn_open(const struct config *c, struct source **out, struct err *e)
+int source_binance_open_shared(const struct config *c, struct progress *pg,
+                               struct source **out, struct err *e)
 {
     struct binance *b = calloc(1, sizeof(*b));
     if (!b) {
@@ -308,34 +241,53 @@ static int bn_open(const struct config *c, struct source **out, struct err *e)
     while (n > 0 && b->base_url[n - 1] == '/') {
         b->base_url[--n] = '\0';
     }
-    b->retries = c->retries;
     b->budget_setting = c->weight_budget;
+    b->max_in_flight = c->max_in_flight > 0 ? c->max_in_flight : 1;
     ratelimit_init(&b->rl, c->weight_budget > 0 ? c->weight_budget
                                                : DEFAULT_WEIGHT_LIMIT * 8 / 10);
-    if (getrandom(&b->rng, sizeof(b->rng), 0) != sizeof(b->rng) || b->rng == 0) {
-        b->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)time_now_ms();
+    http_resp_init(&b->job.resp, MAX_BODY);
+    if (pg) {
+        b->pg = pg;
     }
-    struct http_opts o = {
+    else {
+        progress_init(&b->own_progress, c);
+        b->pg = &b->own_progress;
+    }
+    struct fetcher_opts o = {
+        .label = b->base_url,
+        .max_in_flight = b->max_in_flight,
+        .retries = c->retries,
         .connect_timeout_s = c->connect_timeout_s,
         .total_timeout_s = c->http_timeout_s,
         .stall_timeout_s = c->http_timeout_s < 15 ? c->http_timeout_s : 15,
-        .max_body = MAX_BODY,
     };
-    http_resp_init(&b->resp, MAX_BODY);
-    if (http_client_create(&o, &b->http, e) != 0) {
+    /* Two pages outstanding per request in flight: the ones behind a slow
+     * page keep arriving while it is awaited, and memory stays bounded. */
+    if (fetcher_create(&o, &b->rl, &b->f, e) != 0 ||
+        pager_create(b->f, b->base_url, 2 * b->max_in_flight, &b->pager, e) != 0) {
         bn_close(&b->base);
         return e->code;
     }
+    b->pg->rest = fetcher_stats(b->f);
+    b->pg->rl = &b->rl;
+    fetcher_set_tick(b->f, progress_tick, b->pg);
     *out = &b->base;
     return 0;
 }
 
+static int bn_open(const struct config *c, struct source **out, struct err *e)
+{
+    return source_binance_open_shared(c, NULL, out, e);
+}
+
 const struct source_ops source_binance_ops = {
     .name = "rest",
+    .caps = SOURCE_CAP_GAPS_ARE_REAL,
     .open = bn_open,
     .server_time = bn_server_time,
     .check_symbols = bn_check_symbols,
     .fetch = bn_fetch,
     .stats = bn_stats,
     .close = bn_close,
+    .plan_range = bn_plan_range,
 };

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "metadata/run.h"
+#include "schema/interval.h"
 #include "schema/kline.h"
 #include "util/err.h"
 
@@ -38,6 +39,18 @@ struct wh_names {
 };
 
 struct wh;
+
+/* Open-time ranges the warehouse keeps per pair besides the rows (the
+ * planner's bookkeeping, table dataops_ranges; docs/backfill.md). */
+enum wh_range_kind {
+    WH_RANGE_KNOWN_GAP = 0,    /* asked of the exchange, which had no candle there */
+    WH_RANGE_TRANSFORM = 1,    /* raw rows loaded by a hole fill, not transformed yet */
+    WH_RANGE_REJECTED = 2,     /* a candle that failed validation (quarantined) */
+};
+
+/* Gets each [from, to) in ascending order; a non-zero return stops the
+ * walk and is returned by the op. */
+typedef int (*wh_range_cb)(void *ctx, int64_t from, int64_t to);
 
 struct wh_ops {
     const char *scheme;
@@ -75,6 +88,26 @@ struct wh_ops {
      * and permissions without changing anything; the message names what is
      * missing. */
     int (*check)(struct wh *w, struct err *e);
+    /* Backfill planner (optional: NULL where a backend lacks them; the
+     * planner then sees only the range after the watermark).
+     * holes: every maximal run of missing candles [a, b) of the pair in the
+     * raw table with from <= a < b <= to, ascending; the candles before the
+     * first row and after the last row in [from, to) count, and a range
+     * with no row at all is one hole.  Calendar intervals (1M) are walked
+     * on the calendar. */
+    int (*holes)(struct wh *w, const char *symbol, const struct interval *iv, int64_t from,
+                 int64_t to, wh_range_cb cb, void *ctx, struct err *e);
+    /* ranges lists the pair's ranges of a kind, ascending; range_put adds
+     * one (or widens the one starting at from); range_delete removes
+     * [from, to) exactly.  Both write inside the open transaction, if any,
+     * so that a range commits with the rows it describes. */
+    int (*ranges)(struct wh *w, enum wh_range_kind kind, const char *symbol,
+                  const char *interval, wh_range_cb cb, void *ctx, struct err *e);
+    int (*range_put)(struct wh *w, enum wh_range_kind kind, const char *symbol,
+                     const char *interval, int64_t from, int64_t to, const char *run_id,
+                     struct err *e);
+    int (*range_delete)(struct wh *w, enum wh_range_kind kind, const char *symbol,
+                        const char *interval, int64_t from, int64_t to, struct err *e);
 };
 
 struct wh {

@@ -37,6 +37,10 @@ enum stmt_id {
     ST_WM_T,
     ST_SCAN_RAW,
     ST_QUARANTINE,
+    ST_HOLES,           /* backfill planner (holes, ranges): docs/backfill.md */
+    ST_RANGES,
+    ST_RANGE_PUT,
+    ST_RANGE_DEL,
     ST__COUNT
 };
 
@@ -237,6 +241,12 @@ static int sq_ensure_schema(struct wh *base, struct err *e)
         " rows_transformed_rejected INTEGER, short_candles INTEGER, zero_trade INTEGER,"
         " gaps INTEGER, missing_candles INTEGER, status TEXT NOT NULL, error TEXT,"
         " PRIMARY KEY (run_id, symbol, \"interval\"));"
+        /* The planner's ranges: known exchange gaps, hole fills to transform. */
+        "CREATE TABLE IF NOT EXISTS dataops_ranges ("
+        " kind TEXT NOT NULL, symbol TEXT NOT NULL, \"interval\" TEXT NOT NULL,"
+        " range_from INTEGER NOT NULL, range_to INTEGER NOT NULL, run_id TEXT,"
+        " recorded_at TEXT NOT NULL,"
+        " PRIMARY KEY (kind, symbol, \"interval\", range_from)) WITHOUT ROWID;"
         "COMMIT;",
         w->raw, w->tr, w->local);
     if (!sql) {
@@ -333,6 +343,31 @@ static int prepare(struct wh_sqlite *w, enum stmt_id id, struct err *e)
         sql = sqlite3_mprintf("INSERT INTO dataops_quarantine (run_id, stage, symbol,"
                               " \"interval\", open_time, reason, row_json, created_at)"
                               " VALUES (?,?,?,?,?,?,?,?)");
+        break;
+    case ST_HOLES:
+        /* The pair's open times in order, straight off the primary key; the
+         * gaps are found in C (sq_holes).  A LAG/LEAD window query says the
+         * same but SQLite materialises the window: 0.8 s against 0.15 s for
+         * a year of 1m candles. */
+        sql = sqlite3_mprintf("SELECT open_time FROM %s WHERE symbol = ?1 AND \"interval\" = ?2"
+                              " AND open_time >= ?3 AND open_time < ?4 ORDER BY open_time",
+                              w->raw);
+        break;
+    case ST_RANGES:
+        sql = sqlite3_mprintf("SELECT range_from, range_to FROM dataops_ranges WHERE kind = ?1"
+                              " AND symbol = ?2 AND \"interval\" = ?3 ORDER BY range_from");
+        break;
+    case ST_RANGE_PUT:
+        sql = sqlite3_mprintf("INSERT INTO dataops_ranges (kind, symbol, \"interval\","
+                              " range_from, range_to, run_id, recorded_at) VALUES"
+                              " (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT (kind, symbol, \"interval\","
+                              " range_from) DO UPDATE SET range_to = max(range_to,"
+                              " excluded.range_to), run_id = excluded.run_id,"
+                              " recorded_at = excluded.recorded_at");
+        break;
+    case ST_RANGE_DEL:
+        sql = sqlite3_mprintf("DELETE FROM dataops_ranges WHERE kind = ?1 AND symbol = ?2 AND"
+                              " \"interval\" = ?3 AND range_from = ?4 AND range_to = ?5");
         break;
     default:
         break;
@@ -662,6 +697,115 @@ out:
     return rc;
 }
 
+/* ---- backfill planner: holes and ranges (docs/backfill.md) ---- */
+
+static const char *range_kind_name(enum wh_range_kind kind)
+{
+    return kind == WH_RANGE_KNOWN_GAP ? "known_gap"
+           : kind == WH_RANGE_REJECTED ? "rejected" : "transform";
+}
+
+static int sq_holes(struct wh *base, const char *symbol, const struct interval *iv,
+                    int64_t from, int64_t to, wh_range_cb cb, void *ctx, struct err *e)
+{
+    struct wh_sqlite *w = (struct wh_sqlite *)base;
+    if (prepare(w, ST_HOLES, e) != 0) {
+        return e->code;
+    }
+    sqlite3_stmt *s = w->st[ST_HOLES];
+    sqlite3_bind_text(s, 1, symbol, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, iv->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, from);
+    sqlite3_bind_int64(s, 4, to);
+    /* expect: the next open time on the grid (calendar months for 1M). */
+    int64_t expect = interval_align_up(iv, from);
+    int rc;
+    int stop = 0;
+    while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t cur = sqlite3_column_int64(s, 0);
+        if (cur > expect) {
+            stop = cb(ctx, expect, cur);
+        }
+        if (cur >= expect) {
+            expect = interval_next(iv, interval_align_down(iv, cur));
+        }
+    }
+    sqlite3_reset(s);
+    if (stop) {
+        return stop;
+    }
+    if (rc != SQLITE_DONE) {
+        return db_err(w, e, "holes");
+    }
+    if (expect < to) {
+        return cb(ctx, expect, to);
+    }
+    return 0;
+}
+
+static int sq_ranges(struct wh *base, enum wh_range_kind kind, const char *symbol,
+                     const char *interval, wh_range_cb cb, void *ctx, struct err *e)
+{
+    struct wh_sqlite *w = (struct wh_sqlite *)base;
+    if (prepare(w, ST_RANGES, e) != 0) {
+        return e->code;
+    }
+    sqlite3_stmt *s = w->st[ST_RANGES];
+    sqlite3_bind_text(s, 1, range_kind_name(kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, symbol, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, interval, -1, SQLITE_STATIC);
+    int rc;
+    int stop = 0;
+    while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        stop = cb(ctx, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
+    }
+    sqlite3_reset(s);
+    if (stop) {
+        return stop;
+    }
+    if (rc != SQLITE_DONE) {
+        return db_err(w, e, "ranges");
+    }
+    return 0;
+}
+
+static int sq_range_put(struct wh *base, enum wh_range_kind kind, const char *symbol,
+                        const char *interval, int64_t from, int64_t to, const char *run_id,
+                        struct err *e)
+{
+    struct wh_sqlite *w = (struct wh_sqlite *)base;
+    if (prepare(w, ST_RANGE_PUT, e) != 0) {
+        return e->code;
+    }
+    sqlite3_stmt *s = w->st[ST_RANGE_PUT];
+    char now[24];
+    time_format_sql(time_now_ms(), now);
+    sqlite3_bind_text(s, 1, range_kind_name(kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, symbol, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, interval, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, from);
+    sqlite3_bind_int64(s, 5, to);
+    sqlite3_bind_text(s, 6, run_id ? run_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, now, -1, SQLITE_STATIC);
+    return step_done(w, s, e, "range insert");
+}
+
+static int sq_range_delete(struct wh *base, enum wh_range_kind kind, const char *symbol,
+                           const char *interval, int64_t from, int64_t to, struct err *e)
+{
+    struct wh_sqlite *w = (struct wh_sqlite *)base;
+    if (prepare(w, ST_RANGE_DEL, e) != 0) {
+        return e->code;
+    }
+    sqlite3_stmt *s = w->st[ST_RANGE_DEL];
+    sqlite3_bind_text(s, 1, range_kind_name(kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, symbol, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, interval, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, from);
+    sqlite3_bind_int64(s, 5, to);
+    return step_done(w, s, e, "range delete");
+}
+
 const struct wh_ops wh_sqlite_ops = {
     .scheme = "sqlite",
     .open = sq_open,
@@ -677,4 +821,8 @@ const struct wh_ops wh_sqlite_ops = {
     .scan_raw = sq_scan_raw,
     .record_run = sq_record_run,
     .close = sq_close,
+    .holes = sq_holes,
+    .ranges = sq_ranges,
+    .range_put = sq_range_put,
+    .range_delete = sq_range_delete,
 };

@@ -49,7 +49,8 @@ at MS (it does not advance) until changed through /_control/now. Only klines
 with open_time <= NOW exist. The kline with open_time <= NOW <= close_time is
 served as still forming: close = open, high/low pulled halfway towards the
 open, volumes halved (rounded down to the field's decimals) and trades halved.
-Once NOW passes its close_time the row is served as loaded.
+Once NOW passes its close_time the row is served as loaded. (A flat candle
+with no volume and no trades has nothing to reduce, so both versions agree.)
 
 Endpoints (compact JSON, Content-Type application/json, keep-alive)
 ---------------------------------------------------------------------
@@ -81,14 +82,18 @@ SPEC = PATH_SUFFIX:NTH:KIND[:ARG]
                close], delay [ARG s, default 1, then answer normally],
                malformed (200 ``[[1,"2",``), body ARG=FILE (200 with the
                file's bytes verbatim), error (400 -1121)
-When several faults fire on one request the one added first wins.
+When several faults fire on one request the one added first wins. A faulted
+request is charged its weight like any other, except forced 429/418. A forced
+429 starts a Retry-After period exactly like a real one (so --ban-after
+applies); a forced 418 is a real ban lasting ARG seconds.
 
 Control API (no weight, no latency, no faults, not logged)
 ----------------------------------------------------------
 POST /_control/now?ms=MS        set NOW (``ms=wall`` follows the wall clock)
 GET  /_control/now              {"now": NOW}
 POST /_control/fault?spec=SPEC  add a fault; GET /_control/fault lists them
-POST /_control/reset            clear faults, counters, weight windows, bans
+POST /_control/reset            clear faults (command-line ones too), counters,
+                                weight windows and bans; NOW is kept
 GET  /_control/stats            {"requests": {"klines": n, ...},
                                  "status_counts": {"200": n, ...},
                                  "max_used_weight": n}

@@ -96,6 +96,17 @@ class ConfigTest(PipelineTest):
         self.assertEqual(c["BIGQUERY_RAW_TABLE_NAME"]["value"], "raw_x")
         self.assertEqual(c["PROJECT_ID"]["value"], "my-project")
 
+    def test_the_originals_environment_alone_selects_google(self):
+        c = self.config(GCS_BUCKET_NAME="gaohn", PROJECT_ID="gao-hongnan")
+        self.assertEqual(c["DATAOPS_LAKE"]["value"], "gs://gaohn")
+        self.assertEqual(c["DATAOPS_WAREHOUSE"]["value"], "bigquery://gao-hongnan")
+        self.assertTrue(c["DATAOPS_LAKE"]["source"].startswith("derived"))
+        # An explicit setting wins.
+        c = self.config(GCS_BUCKET_NAME="gaohn", PROJECT_ID="p", DATAOPS_LAKE="data/lake",
+                        DATAOPS_WAREHOUSE="data/wh.db")
+        self.assertEqual(c["DATAOPS_LAKE"]["value"], "data/lake")
+        self.assertEqual(c["DATAOPS_WAREHOUSE"]["value"], "data/wh.db")
+
     def test_password_in_a_url_is_redacted(self):
         r = self.run_dataops("config", BINANCE_BASE_URL="https://user:S3cr3tPlanted@example.com")
         self.assertEqual(r.code, 0, r)
