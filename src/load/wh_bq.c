@@ -471,6 +471,29 @@ static int bq_ensure_schema(struct wh *base, struct err *e)
     return 0;
 }
 
+/* dataops check: the credentials work and both datasets exist; nothing is
+ * created (tables that are missing are made by the first run). */
+static int bq_check(struct wh *base, struct err *e)
+{
+    struct wh_bq *w = (struct wh_bq *)base;
+    for (int t = 0; t < 2; t++) {
+        if (t == WH_TRANSFORMED && strcmp(w->ds[WH_RAW], w->ds[WH_TRANSFORMED]) == 0) {
+            break;
+        }
+        int found = 0;
+        if (bq_dataset_exists(&w->c, w->ds[t], &found, e) != 0) {
+            return e->code;
+        }
+        if (!found) {
+            return err_set(e, ERR_CONFIG, "dataset %s:%s does not exist: create it (bq mk "
+                           "--location=%s %s:%s) or let the first run create it, which needs "
+                           "bigquery.datasets.create (roles/bigquery.user on the project)",
+                           w->c.project, w->ds[t], w->c.location, w->c.project, w->ds[t]);
+        }
+    }
+    return 0;
+}
+
 /* === reads =============================================================== */
 
 static int bq_watermark(struct wh *base, enum wh_table t, const char *symbol,
@@ -742,6 +765,7 @@ static int bq_put_quarantine(struct wh *base, const char *run_id, const char *st
 }
 
 const struct wh_ops wh_bq_ops = {
+    .check = bq_check,
     .scheme = "bigquery",
     .open = bq_open,
     .lock = bq_lock,

@@ -90,6 +90,8 @@ void bq_free(struct bq *c);
 
 /* The dataset exists afterwards (created in c->location when missing). */
 int bq_ensure_dataset(struct bq *c, const char *dataset, struct err *e);
+/* *found = whether the dataset exists; changes nothing (dataops check). */
+int bq_dataset_exists(struct bq *c, const char *dataset, int *found, struct err *e);
 /* tables.get: *out is the table resource (caller deletes), or NULL with
  * *found = 0 on 404. */
 int bq_table_get(struct bq *c, const char *dataset, const char *table, cJSON **out,

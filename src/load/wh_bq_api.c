@@ -335,6 +335,26 @@ out:
     return rc;
 }
 
+int bq_dataset_exists(struct bq *c, const char *dataset, int *found, struct err *e)
+{
+    static const long ok404[] = {404, 0};
+    struct buf u;
+    buf_init(&u, 0);
+    cJSON *got = NULL;
+    long status = 0;
+    bq_url(c, &u, 0, "datasets", dataset, NULL, NULL);
+    int rc = call_json(c, "GET", u.data, NULL, ok404, &got, &status, e);
+    if (rc != 0) {
+        bq_hint(c, e, "bigquery.datasets.get (roles/bigquery.dataViewer on the dataset)");
+    }
+    else {
+        *found = status != 404;
+    }
+    cJSON_Delete(got);
+    buf_free(&u);
+    return rc;
+}
+
 int bq_table_get(struct bq *c, const char *dataset, const char *table, cJSON **out,
                  int *found, struct err *e)
 {

@@ -124,6 +124,20 @@ class ScenariosTest(BQTest):
         self.assertEqual(self.bq.rows(DS, "dataops_runs")[0][6], "rejected")
 
 
+class CheckTest(BQTest):
+    def test_check_names_a_missing_dataset_then_passes_after_a_run(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=NOW + 60000)
+        r = self.run_bq("check", "--intervals", "15m", BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 2, r)
+        self.assertRegex(r.out, r"FAIL +warehouse .*dataset test-project:\S+ does not exist")
+        r = self.run_bq("run", "--intervals", "15m", "--start", WEEK_START,
+                        BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        r = self.run_bq("check", "--intervals", "15m", BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertRegex(r.out, r"ok +warehouse +bigquery://test-project")
+
+
 class RetryLimitsTest(BQTest):
     def test_persistent_5xx_gives_up_bounded(self):
         for n in range(5, 40):
