@@ -73,7 +73,7 @@ FUZZ_SECONDS ?= 30
 fuzz: fuzz-build
 	scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
-# Side-by-side figures on 100k and 1M rows (the references need ../shared/bench,
+# Side-by-side figures on 100k and 1M rows (the references need the shared bench folder,
 # python3-pandas, python3-pydantic and npm); BENCH_FLAGS=--big adds 10M rows.
 BENCH_FLAGS ?=
 bench: build
