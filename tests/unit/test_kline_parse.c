@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "support.h"
+
 #include "extract/kline_parse.h"
 #include "schema/kline.h"
 #include "util/buf.h"
@@ -32,29 +34,6 @@
 #define ROW1 "[1725416880000,\"56642.00000000\",\"56642.00000000\",\"56604.00000000\"," \
              "\"56618.01000000\",\"8.25521000\",1725416939999,\"467415.07599380\",1289," \
              "\"2.90343000\",\"164385.54496770\",\"0\"]"
-
-/* Read <DATAOPS_TESTDATA>/<rel> into a malloc'd NUL-terminated buffer. */
-static char *read_testdata(const char *rel, size_t *len)
-{
-    const char *root = getenv("DATAOPS_TESTDATA");
-    assert_non_null(root);
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", root, rel);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fail_msg("cannot open test data %s", path);
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    p[n] = '\0';
-    *len = (size_t)n;
-    return p;
-}
 
 static int parse_str(const char *body, struct kline_batch *b, struct err *e)
 {

@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "support.h"
+
 #include "load/lake.h"
 #include "util/err.h"
 
@@ -30,32 +32,6 @@ struct fixture {
     char dir[256];
     char lake[300];
 };
-
-static int rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) {
-        return 0;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) {
-            return -1;
-        }
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
-                continue;
-            }
-            char sub[4096];
-            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-            rm_rf(sub);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
-}
 
 static int setup(void **state)
 {

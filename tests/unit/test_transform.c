@@ -16,33 +16,13 @@
 
 #include <cmocka.h>
 
+#include "support.h"
+
 #include "extract/kline_parse.h"
 #include "schema/kline.h"
 #include "transform/transform.h"
 #include "transform/tz.h"
 #include "util/timeutil.h"
-
-static char *read_testdata(const char *rel, size_t *len)
-{
-    const char *root = getenv("DATAOPS_TESTDATA");
-    assert_non_null(root);
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", root, rel);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fail_msg("cannot open test data %s", path);
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    p[n] = '\0';
-    *len = (size_t)n;
-    return p;
-}
 
 static const int num_slot[TN_COUNT] = {
     KS_OPEN, KS_HIGH, KS_LOW, KS_CLOSE, KS_VOLUME, KS_QUOTE_VOLUME, KS_TAKER_BASE,

@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "support.h"
 #include <sqlite3.h>
 
 #include "extract/kline_parse.h"
@@ -45,32 +47,6 @@ struct fixture {
     char db[320];
     struct kline_batch rows;   /* the 1000 rows of the 1m sample */
 };
-
-static int rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) {
-        return 0;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) {
-            return -1;
-        }
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
-                continue;
-            }
-            char sub[4096];
-            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-            rm_rf(sub);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
-}
 
 static int load_sample(struct kline_batch *b)
 {
