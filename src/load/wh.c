@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf/config.h"
+#include "load/wh_async.h"
 
 static const struct wh_ops *const backends[] = {
     &wh_sqlite_ops,
@@ -92,7 +93,20 @@ int wh_open(const char *url, const struct wh_names *names, struct wh **out, stru
     if (!wh_url_supported(url, why, sizeof(why))) {
         return err_set(e, ERR_CONFIG, "%s", why);
     }
-    return find(url)->open(url, names, out, e);
+    const struct wh_ops *ops = find(url);
+    struct wh *w = NULL;
+    if (ops->open(url, names, &w, e) != 0) {
+        return e->code;
+    }
+    if (!(ops->caps & WH_CAP_ASYNC_PUTS)) {
+        *out = w;
+        return 0;
+    }
+    if (wh_async_wrap(w, out, e) != 0) {
+        ops->close(w);
+        return e->code;
+    }
+    return 0;
 }
 
 void wh_close(struct wh *w)

@@ -52,9 +52,21 @@ enum wh_range_kind {
  * walk and is returned by the op. */
 typedef int (*wh_range_cb)(void *ctx, int64_t from, int64_t to);
 
+/* What a backend allows besides the contract (wh_ops.caps). */
+enum wh_caps {
+    /* put_raw/put_transformed may run on a writer thread while the caller
+     * prepares the next batch (src/load/wh_async.c); the backend must not
+     * look at tkline.src there. */
+    WH_CAP_ASYNC_PUTS = 1u << 0,
+    /* scan_raw may run while a put is running on another thread: it reads
+     * committed rows through a connection of its own. */
+    WH_CAP_CONCURRENT_SCAN = 1u << 1,
+};
+
 struct wh_ops {
     const char *scheme;
     const char *alias;   /* a second scheme name for the same backend, or NULL */
+    unsigned caps;       /* enum wh_caps */
     int (*open)(const char *url, const struct wh_names *names, struct wh **out,
                 struct err *e);
     /* Take the run lock, waiting up to timeout_s; ERR_LOCKED when it stays
@@ -77,8 +89,9 @@ struct wh_ops {
      * from the lake use it; the others record it). */
     int (*commit)(struct wh *w, const char *lake_uri, struct err *e);
     void (*rollback)(struct wh *w);
-    /* Raw rows of the pair with open_time > after, ascending, at most
-     * out->cap - out->n of them, appended to out (updated_at filled). */
+    /* Committed raw rows of the pair with open_time > after, ascending, at
+     * most out->cap - out->n of them, appended to out (updated_at filled).
+     * The pipeline never scans rows of its own open transaction. */
     int (*scan_raw)(struct wh *w, const char *symbol, const char *interval, int64_t after,
                     struct kline_batch *out, struct err *e);
     /* Insert or update the run and its pairs (its own transaction). */

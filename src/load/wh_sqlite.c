@@ -7,7 +7,17 @@
  * lose the last commits but never corrupts, and the next run refetches what
  * the watermark does not cover), and WITHOUT ROWID tables clustered on
  * (symbol, interval, open_time), so appending in time order touches the
- * right-most pages only and the watermark is one index probe.
+ * right-most pages only and the watermark is one index probe.  A new file
+ * gets 64 KiB pages: a bulk load then makes a sixteenth of the page writes
+ * (and of the WAL and checkpoint system calls) that 4 KiB pages cost, and
+ * the b-tree is a level shallower; an existing file keeps its page size.
+ *
+ * Loads run on the writer thread of wh_async.c (WH_CAP_ASYNC_PUTS), which
+ * uses the connection only while the caller waits, so the connection is
+ * opened without SQLite's own mutex.  scan_raw reads through a second,
+ * read-only connection (WH_CAP_CONCURRENT_SCAN): in WAL mode it sees the
+ * committed rows while the writer inserts the next batch of the other
+ * table.
  *
  * The run lock is an flock() on "<db>.lock": the kernel releases it when the
  * process dies, however it dies, so a killed run never wedges the next one.
@@ -35,7 +45,6 @@ enum stmt_id {
     ST_UPSERT_T,
     ST_WM_RAW,
     ST_WM_T,
-    ST_SCAN_RAW,
     ST_QUARANTINE,
     ST_HOLES,           /* backfill planner (holes, ranges): docs/backfill.md */
     ST_RANGES,
@@ -47,6 +56,8 @@ enum stmt_id {
 struct wh_sqlite {
     struct wh base;
     sqlite3 *db;
+    sqlite3 *rdb;             /* read-only, scan_raw's own (opened by its first call) */
+    sqlite3_stmt *scan;
     char path[PATH_MAX];
     int lock_fd;
     int in_txn;
@@ -58,9 +69,14 @@ struct wh_sqlite {
     sqlite3_stmt *st[ST__COUNT];
 };
 
+static int conn_err(struct wh_sqlite *w, sqlite3 *db, struct err *e, const char *what)
+{
+    return err_set(e, ERR_WAREHOUSE, "sqlite %s: %s (%s)", w->path, sqlite3_errmsg(db), what);
+}
+
 static int db_err(struct wh_sqlite *w, struct err *e, const char *what)
 {
-    return err_set(e, ERR_WAREHOUSE, "sqlite %s: %s (%s)", w->path, sqlite3_errmsg(w->db), what);
+    return conn_err(w, w->db, e, what);
 }
 
 static int exec(struct wh_sqlite *w, const char *sql, struct err *e)
@@ -83,6 +99,8 @@ static void sq_close(struct wh *base)
     for (int i = 0; i < ST__COUNT; i++) {
         sqlite3_finalize(w->st[i]);
     }
+    sqlite3_finalize(w->scan);
+    sqlite3_close(w->rdb);
     if (w->in_txn) {
         sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
     }
@@ -131,8 +149,8 @@ static int sq_open(const char *url, const struct wh_names *names, struct wh **ou
             return err_set(e, ERR_WAREHOUSE, "warehouse directory: %s", why);
         }
     }
-    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         int rc = err_set(e, ERR_WAREHOUSE, "cannot open SQLite warehouse '%s': %s", path,
                          w->db ? sqlite3_errmsg(w->db) : "out of memory");
         sq_close(&w->base);
@@ -142,8 +160,9 @@ static int sq_open(const char *url, const struct wh_names *names, struct wh **ou
     sqlite3_extended_result_codes(w->db, 1);
     /* Reading the schema is the first access that notices a file that is
      * not a database at all. */
-    if (exec(w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;", e) != 0 ||
+    if (exec(w, "PRAGMA page_size=65536; PRAGMA journal_mode=WAL; "
+                "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF; "
+                "PRAGMA cache_size=-16384;", e) != 0 ||
         exec(w, "SELECT count(*) FROM sqlite_master", e) != 0) {
         char msg[sizeof(e->msg)];
         snprintf(msg, sizeof(msg), "%s", e->msg);
@@ -330,14 +349,6 @@ static int prepare(struct wh_sqlite *w, enum stmt_id id, struct err *e)
     case ST_WM_T:
         sql = sqlite3_mprintf("SELECT max(open_time) FROM %s WHERE symbol = ?1 AND "
                               "\"interval\" = ?2", w->tr);
-        break;
-    case ST_SCAN_RAW:
-        sql = sqlite3_mprintf("SELECT open_time, \"open\", high, low, \"close\", volume,"
-                              " close_time, quote_asset_volume, number_of_trades,"
-                              " taker_buy_base_asset_volume, taker_buy_quote_asset_volume,"
-                              " \"ignore\", updated_at FROM %s WHERE symbol = ?1 AND"
-                              " \"interval\" = ?2 AND open_time > ?3 ORDER BY open_time"
-                              " LIMIT ?4", w->raw);
         break;
     case ST_QUARANTINE:
         sql = sqlite3_mprintf("INSERT INTO dataops_quarantine (run_id, stage, symbol,"
@@ -561,14 +572,38 @@ static void col_str(sqlite3_stmt *s, int col, struct kline *k, int slot)
     k->len[slot] = (uint8_t)n;
 }
 
+/* scan_raw's connection and statement, made by its first call. */
+static int open_scan(struct wh_sqlite *w, struct err *e)
+{
+    if (sqlite3_open_v2(w->path, &w->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        return w->rdb ? conn_err(w, w->rdb, e, "open for reading")
+                      : err_set(e, ERR_NOMEM, "out of memory");
+    }
+    sqlite3_busy_timeout(w->rdb, 10000);
+    char *sql = sqlite3_mprintf("SELECT open_time, \"open\", high, low, \"close\", volume,"
+                                " close_time, quote_asset_volume, number_of_trades,"
+                                " taker_buy_base_asset_volume, taker_buy_quote_asset_volume,"
+                                " \"ignore\", updated_at FROM %s WHERE symbol = ?1 AND"
+                                " \"interval\" = ?2 AND open_time > ?3 ORDER BY open_time"
+                                " LIMIT ?4", w->raw);
+    if (!sql) {
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    int rc = sqlite3_prepare_v3(w->rdb, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->scan, NULL);
+    sqlite3_free(sql);
+    return rc == SQLITE_OK ? 0 : conn_err(w, w->rdb, e, "prepare raw scan");
+}
+
+/* Committed rows only (the pipeline never scans its own open batch). */
 static int sq_scan_raw(struct wh *base, const char *symbol, const char *interval,
                        int64_t after, struct kline_batch *out, struct err *e)
 {
     struct wh_sqlite *w = (struct wh_sqlite *)base;
-    if (prepare(w, ST_SCAN_RAW, e) != 0) {
+    if (!w->scan && open_scan(w, e) != 0) {
         return e->code;
     }
-    sqlite3_stmt *s = w->st[ST_SCAN_RAW];
+    sqlite3_stmt *s = w->scan;
     sqlite3_bind_text(s, 1, symbol, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, interval, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, after);
@@ -596,7 +631,7 @@ static int sq_scan_raw(struct wh *base, const char *symbol, const char *interval
     }
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        return db_err(w, e, "raw scan");
+        return conn_err(w, w->rdb, e, "raw scan");
     }
     return 0;
 }
@@ -808,6 +843,7 @@ static int sq_range_delete(struct wh *base, enum wh_range_kind kind, const char 
 
 const struct wh_ops wh_sqlite_ops = {
     .scheme = "sqlite",
+    .caps = WH_CAP_ASYNC_PUTS | WH_CAP_CONCURRENT_SCAN,
     .open = sq_open,
     .lock = sq_lock,
     .ensure_schema = sq_ensure_schema,
