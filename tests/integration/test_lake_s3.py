@@ -26,24 +26,20 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "s3"))
-from harness import BIN, F15M, RAW, SRC, TRANSFORMED, PipelineTest, load_rows  # noqa: E402
+from harness import BIN, F15M, RAW, TRANSFORMED, PipelineTest, load_rows  # noqa: E402
 from s3front import S3Front  # noqa: E402
+from s3lake import KEY_ID, S3DIR, SUFFIX, S3rver, ensure_node_modules  # noqa: E402
 
-S3DIR = os.path.join(SRC, "tests", "s3")
 BUCKET = "lake"
-KEY_ID = "S3RVER"                       # the only key id s3rver accepts
 SECRET = "Sekrit-s3-9b8a7c6d5e4f"       # s3rver does not check it; aws4 does
 WEEK_START = "2023-03-20"
 WEEK_ROWS = load_rows(F15M)
@@ -51,56 +47,19 @@ WEEK_END_MS = WEEK_ROWS[-1][6] + 1
 MID_MS = 1679443200000                  # 2023-03-22 00:00: 192 candles closed
 RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 STAMP = re.compile(r"\d{8}T\d{6}Z")
-SUFFIX = "._S3rver_object"
 
 S3RVER = {}                             # the module's s3rver: proc, port, dir
 
 
-def ensure_node_modules():
-    need = [os.path.join(S3DIR, "node_modules", m, "package.json") for m in ("s3rver", "aws4")]
-    if all(os.path.exists(p) for p in need):
-        return
-    npm = shutil.which("npm")
-    if not npm or not shutil.which("node"):
-        raise RuntimeError("the S3 lake tests need node and npm (scripts/install-deps.sh test "
-                           "installs them); then run: cd tests/s3 && npm ci")
-    r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=S3DIR,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
-    if r.returncode != 0:
-        raise RuntimeError("npm ci in tests/s3 failed (is the npm registry reachable?):\n"
-                           + r.stdout[-3000:])
-
-
 def setUpModule():
     ensure_node_modules()
-    d = tempfile.mkdtemp(prefix="dataops-s3rver-")
-    port_file = os.path.join(d, "port")
-    store = os.path.join(d, "store")
-    os.mkdir(store)
-    proc = subprocess.Popen(["node", os.path.join(S3DIR, "s3rver_start.js"), store, port_file,
-                             BUCKET], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 30
-    while not os.path.exists(port_file):
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError("s3rver did not start: " + proc.stderr.read().decode())
-        time.sleep(0.05)
-    with open(port_file) as f:
-        S3RVER.update(proc=proc, port=int(f.read()), dir=d, store=store)
+    srv = S3rver(BUCKET)
+    S3RVER.update(srv=srv, proc=srv.proc, port=srv.port, dir=srv.dir, store=srv.store)
 
 
 def tearDownModule():
-    proc = S3RVER.get("proc")
-    if proc:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-    if S3RVER.get("dir"):
-        shutil.rmtree(S3RVER["dir"], ignore_errors=True)
+    if S3RVER.get("srv"):
+        S3RVER["srv"].stop()
 
 
 def normalize_csv(data):
