@@ -24,6 +24,7 @@
  */
 #include "load/wh_async.h"
 
+#define _GNU_SOURCE 1   /* pthread_setname_np */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ static int load_slot(struct wh_async *a, struct slot *s, struct err *e)
 static void *writer_main(void *arg)
 {
     struct wh_async *a = arg;
+    pthread_setname_np(pthread_self(), "dataops-loader");   /* for top -H and perf */
     pthread_mutex_lock(&a->mu);
     for (;;) {
         while (a->queued == 0 && !a->stop) {
