@@ -5,6 +5,8 @@
  */
 #include "schema/decimal.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 int dec_valid(const char *s, size_t n)
@@ -88,8 +90,25 @@ static int cmp_abs(const struct parts *a, const struct parts *b)
     return 0;
 }
 
+/* Same length, no sign and the point (if any) at the same place: the
+ * digits line up, so byte order is numeric order (the usual case: a
+ * symbol's prices all carry the same number of decimals). */
+static int aligned(const char *a, size_t an, const char *b, size_t bn)
+{
+    if (an != bn || an == 0 || a[0] == '-' || b[0] == '-') {
+        return 0;
+    }
+    const char *dot = memchr(a, '.', an);
+    size_t at = dot ? (size_t)(dot - a) : an;
+    return at == an ? memchr(b, '.', bn) == NULL : b[at] == '.';
+}
+
 int dec_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
+    if (aligned(a, an, b, bn)) {
+        int c = memcmp(a, b, an);
+        return (c > 0) - (c < 0);
+    }
     struct parts pa, pb;
     split(a, an, &pa);
     split(b, bn, &pb);
@@ -102,7 +121,67 @@ int dec_cmp(const char *a, size_t an, const char *b, size_t bn)
 
 int dec_negative(const char *s, size_t n)
 {
+    if (n == 0 || s[0] != '-') {
+        return 0;
+    }
     struct parts p;
     split(s, n, &p);
     return p.neg;
+}
+
+/* Powers of ten that a double holds exactly. */
+static const double exact_pow10[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+double dec_to_double(const char *s, size_t n)
+{
+    /* Fast path: all digits make an integer m < 2^53 and there are at most
+     * 22 decimals, so m and 10^k are exact doubles and one IEEE division
+     * rounds m / 10^k correctly, which is what strtod returns too. */
+    size_t i = 0;
+    int neg = n > 0 && s[0] == '-';
+    i = (size_t)neg;
+    uint64_t m = 0;
+    int any = 0;
+    int digits = 0;
+    int decimals = -1;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '.' && decimals < 0) {
+            decimals = 0;
+            continue;
+        }
+        if (c < '0' || c > '9') {
+            break;
+        }
+        any = 1;
+        if (m || c != '0') {
+            digits++;
+        }
+        m = m * 10 + (uint64_t)(c - '0');
+        if (decimals >= 0) {
+            decimals++;
+        }
+        if (digits > 15) {
+            break;
+        }
+    }
+    if (i == n && any && digits <= 15 && decimals <= 22) {
+        double v = (double)m;
+        if (decimals > 0) {
+            v /= exact_pow10[decimals];
+        }
+        return neg ? -v : v;
+    }
+    /* Anything else (long mantissas, not a plain decimal): strtod, which
+     * needs a NUL-terminated copy. */
+    char buf[64];
+    if (n >= sizeof(buf)) {
+        return strtod(s, NULL);
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return strtod(buf, NULL);
 }

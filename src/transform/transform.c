@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schema/decimal.h"
 #include "transform/tz.h"
 #include "util/timeutil.h"
 
@@ -20,7 +21,7 @@ void transform_row(const struct kline *k, struct tkline *t)
     t->close_time = k->close_time;
     t->trades = k->trades;
     for (int i = 0; i < TN_COUNT; i++) {
-        t->v[i] = strtod(k->s[num_slot[i]], NULL);
+        t->v[i] = dec_to_double(k->s[num_slot[i]], k->len[num_slot[i]]);
     }
     time_format_sql(k->open_time, t->utc_datetime);
     memcpy(t->open_dt, t->utc_datetime, sizeof(t->open_dt));

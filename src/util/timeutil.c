@@ -89,23 +89,33 @@ static void to_civil(int64_t ms, struct civil *c)
 
 size_t time_format_sql(int64_t ms, char out[24])
 {
-    struct civil c;
-    to_civil(ms, &c);
-    put2(out, c.y / 100);
-    put2(out + 2, c.y % 100);
-    out[4] = '-';
-    put2(out + 5, c.mo);
-    out[7] = '-';
-    put2(out + 8, c.d);
-    out[10] = ' ';
-    put2(out + 11, c.h);
+    /* Rows come in time order, so most share the previous row's day: keep
+     * its "YYYY-MM-DD " per thread (the loader thread formats too). */
+    static _Thread_local int64_t memo_day = INT64_MIN;
+    static _Thread_local char memo[11];
+    int64_t days = floor_div(ms, MS_PER_DAY);
+    int64_t rem = ms - days * MS_PER_DAY;
+    if (days != memo_day) {
+        struct civil c;
+        to_civil(ms, &c);
+        put2(memo, c.y / 100);
+        put2(memo + 2, c.y % 100);
+        memo[4] = '-';
+        put2(memo + 5, c.mo);
+        memo[7] = '-';
+        put2(memo + 8, c.d);
+        memo[10] = ' ';
+        memo_day = days;
+    }
+    memcpy(out, memo, sizeof(memo));
+    put2(out + 11, (unsigned)(rem / MS_PER_HOUR));
     out[13] = ':';
-    put2(out + 14, c.mi);
+    put2(out + 14, (unsigned)(rem / MS_PER_MIN % 60));
     out[16] = ':';
-    put2(out + 17, c.s);
+    put2(out + 17, (unsigned)(rem / 1000 % 60));
     out[19] = '.';
-    out[20] = (char)('0' + c.ms / 100);
-    put2(out + 21, c.ms % 100);
+    out[20] = (char)('0' + rem % 1000 / 100);
+    put2(out + 21, (unsigned)(rem % 100));
     out[23] = '\0';
     return 23;
 }

@@ -2,11 +2,17 @@
  * test_decimal.c - unit tests for src/schema/decimal.c: the grammar check
  * dec_valid (-?[0-9]+(\.[0-9]+)?, nothing else), exact comparison dec_cmp
  * (trailing and leading zeros, negative zero, signs, long fractions,
- * integer-length differences, antisymmetry) and dec_negative.
+ * integer-length differences, antisymmetry; the aligned fast path against
+ * the general one on random pairs) and dec_negative; dec_to_double equals
+ * strtod bit for bit on a table of edge cases and on 200,000 random
+ * decimals of every length (fast path and fallback alike).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -177,6 +183,99 @@ static void test_negative(void **state)
     }
 }
 
+/* A random decimal: sign, 1..20 integer digits (leading zeros too), and
+ * 0..26 decimals; xorshift so that every run checks the same strings. */
+static uint64_t rng = 0x9E3779B97F4A7C15u;
+
+static unsigned next(unsigned n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng % n);
+}
+
+static size_t random_decimal(char *out, int neg_allowed, unsigned ilen, unsigned flen)
+{
+    size_t n = 0;
+    if (neg_allowed && next(4) == 0) {
+        out[n++] = '-';
+    }
+    for (unsigned i = 0; i < ilen; i++) {
+        out[n++] = (char)('0' + (i == 0 && next(3) ? 0 : next(10)));
+    }
+    if (flen) {
+        out[n++] = '.';
+        for (unsigned i = 0; i < flen; i++) {
+            out[n++] = (char)('0' + next(10));
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static void same_as_strtod(const char *s)
+{
+    double want = strtod(s, NULL);
+    double got = dec_to_double(s, strlen(s));
+    if (memcmp(&want, &got, sizeof(want)) != 0) {
+        fail_msg("dec_to_double(\"%s\") = %.17g, strtod gives %.17g", s, got, want);
+    }
+}
+
+static void test_to_double_table(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "0", "-0", "0.0", "-0.00000000", "1", "27354.12000000", "0.00000001",
+        "0.1", "0.2", "0.3", "1.1", "9007199254740991", "9007199254740993",
+        "900719925474099.3", "123456789012345", "1234567890123456",
+        "0.0000000000000000000001", "0.00000000000000000000001", "5.", ".5",
+        "1797693134862315.7", "99999999999999999999999999.99",
+        "4.35", "2.675", "0.000000000000000000000000000000000001",
+        "0.30000000000000004", "17976931348623157081452742373170435679807056752584499659",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        same_as_strtod(cases[i]);
+    }
+    /* Only s[0..n) is read. */
+    assert_true(dec_to_double("1.59", 3) == 1.5);
+}
+
+static void test_to_double_random(void **state)
+{
+    (void)state;
+    char s[64];
+    for (int i = 0; i < 200000; i++) {
+        random_decimal(s, 1, 1 + next(20), next(27));
+        same_as_strtod(s);
+    }
+}
+
+/* The aligned fast path (same length, same point) agrees with the general
+ * comparison, reached by a leading zero that changes the length only. */
+static void test_cmp_aligned_random(void **state)
+{
+    (void)state;
+    char a[64], b[64], a0[72];
+    for (int i = 0; i < 100000; i++) {
+        unsigned il = 1 + next(8), fl = next(10);
+        random_decimal(a, 0, il, fl);
+        random_decimal(b, 0, il, fl);
+        if (next(10) == 0) {
+            memcpy(b, a, strlen(a) + 1);
+        }
+        snprintf(a0, sizeof(a0), "0%s", a);
+        int fast = dec_cmp(a, strlen(a), b, strlen(b));
+        int slow = dec_cmp(a0, strlen(a0), b, strlen(b));
+        slow = (slow > 0) - (slow < 0);
+        if (fast != slow) {
+            fail_msg("dec_cmp(\"%s\", \"%s\") = %d, the general path says %d", a, b, fast,
+                     slow);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +286,9 @@ int main(void)
         cmocka_unit_test(test_cmp_total_order),
         cmocka_unit_test(test_cmp_uses_length),
         cmocka_unit_test(test_negative),
+        cmocka_unit_test(test_to_double_table),
+        cmocka_unit_test(test_to_double_random),
+        cmocka_unit_test(test_cmp_aligned_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
