@@ -21,9 +21,7 @@ s3rver verifies only the access key id.
 Needs node and npm: tests/s3/node_modules is installed with `npm ci` here
 when missing (the npm registry must be reachable).
 """
-import csv
 import hashlib
-import io
 import os
 import re
 import signal
@@ -35,7 +33,8 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "s3"))
-from harness import BIN, F15M, RAW, TRANSFORMED, PipelineTest, load_rows  # noqa: E402
+from harness import (BIN, F15M, RAW, TRANSFORMED, PipelineTest,  # noqa: E402
+                     csv_blank_updated_at, load_rows)
 from s3front import S3Front  # noqa: E402
 from s3lake import KEY_ID, S3DIR, SUFFIX, S3rver, ensure_node_modules  # noqa: E402
 
@@ -62,14 +61,7 @@ def tearDownModule():
         S3RVER["srv"].stop()
 
 
-def normalize_csv(data):
-    """CSV text with the run's time (the updated_at column) blanked."""
-    rows = list(csv.reader(io.StringIO(data.decode())))
-    if rows and "updated_at" in rows[0]:
-        i = rows[0].index("updated_at")
-        for r in rows[1:]:
-            r[i] = "*"
-    return rows
+normalize_csv = csv_blank_updated_at
 
 
 def generic(key):

@@ -4,6 +4,8 @@ the dataops binary, and helpers to read the SQLite warehouse and the lake.
 Every test gets its own temporary working directory; nothing outside it is
 written, and every server is stopped at the end.
 """
+import csv
+import io
 import json
 import os
 import shutil
@@ -36,6 +38,30 @@ SANITIZER_EXIT = 86
 
 RAW = "raw_binance_btcusdt_spot"
 TRANSFORMED = "processed_binance_btcusdt_spot"
+
+
+def stop_process(proc):
+    """SIGTERM a helper server, SIGKILL it after 10 s, close its stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stderr:
+        proc.stderr.close()
+
+
+def csv_blank_updated_at(data):
+    """A lake object's CSV rows (bytes in) with the run's time, the
+    updated_at column, blanked: what two runs of the same rows share."""
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    if rows and "updated_at" in rows[0]:
+        i = rows[0].index("updated_at")
+        for r in rows[1:]:
+            r[i] = "*"
+    return rows
 
 
 def load_rows(path):
@@ -106,15 +132,7 @@ class FakeExchange:
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        stop_process(self.proc)
 
     def __enter__(self):
         return self

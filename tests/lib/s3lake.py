@@ -6,12 +6,11 @@ Shared by tests/integration/test_lake_s3.py and tests/system/test_matrix.py.
 """
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 
-from harness import SRC
+from harness import SRC, stop_process
 
 S3DIR = os.path.join(SRC, "tests", "s3")
 KEY_ID = "S3RVER"                       # the only key id s3rver accepts
@@ -59,14 +58,7 @@ class S3rver:
             self.port = int(f.read())
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stderr.close()
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def objects(self, bucket, prefix):

@@ -28,9 +28,7 @@ exit code; ranges, row counts, gaps, missing, short and zero-trade candles).
 A backend whose tools are missing (PostgreSQL's server binaries, node for
 s3rver) or which this build lacks is skipped with the reason.
 """
-import csv
 import datetime
-import io
 import itertools
 import os
 import re
@@ -51,7 +49,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "s3"))
 sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
 from harness import (BIN, F15M, RAW, SANITIZER_EXIT, TRANSFORMED, FakeExchange,  # noqa: E402
-                     Result, load_rows)
+                     Result, csv_blank_updated_at, load_rows)
 
 LAKES = ("file", "s3", "gs")
 WAREHOUSES = ("sqlite", "postgresql", "bigquery")
@@ -155,12 +153,7 @@ def generic(key):
 
 def csv_rows(data):
     """An object's CSV rows with the run's time (updated_at) blanked."""
-    rows = list(csv.reader(io.StringIO(data.decode())))
-    if rows and "updated_at" in rows[0]:
-        i = rows[0].index("updated_at")
-        for r in rows[1:]:
-            r[i] = "*"
-    return tuple(tuple(r) for r in rows)
+    return tuple(tuple(r) for r in csv_blank_updated_at(data))
 
 
 # --- the module's servers ------------------------------------------------------
