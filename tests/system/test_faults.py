@@ -5,6 +5,7 @@ time per warehouse (exit 4 or wait); SIGTERM stops cleanly; planted secrets
 never reach any output."""
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,7 +105,6 @@ class CrashTest(PipelineTest):
                 self.assertEqual(r.code, 1, "%s: %r" % (fp, r))
                 self.assertEqual(self.go(db).code, 0)
                 self.assertEqual(self.tables(db), want, fp)
-
 
 
 class LockTest(PipelineTest):
@@ -214,7 +214,6 @@ class SecretsTest(PipelineTest):
                     self.assertNotIn(self.SECRET.encode(), fh.read(), f)
 
 
-
 class EnvironmentFaultTest(PipelineTest):
     """Bad configuration and environment: refused or failed with a clear
     message, and nothing partial left behind."""
@@ -251,6 +250,9 @@ class EnvironmentFaultTest(PipelineTest):
                              stderr=subprocess.DEVNULL)
         if rc != 0:
             self.skipTest("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+        # Cleanups run after tearDown, whose rmtree cannot remove a mount
+        # point: unmount, then remove the test's directory here.
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
         self.addCleanup(subprocess.call, ["umount", "-l", mnt])
         return mnt
 
