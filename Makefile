@@ -58,6 +58,7 @@ deps:
 	scripts/install-deps.sh all
 
 lint: build
+	@scripts/install-deps.sh --if-missing lint
 	scripts/lint.sh
 	$(MAKE) lint-ship
 

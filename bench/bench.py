@@ -21,7 +21,6 @@ import glob
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -35,23 +34,23 @@ STAGES = ["extract", "validate_raw", "lake_raw", "load_raw", "read_raw", "transf
 
 
 def peak_rss_of(args, cwd=None, env=None):
+    """Run args; its wall time, peak RSS (MB, from wait4), stdout and exit code."""
     t0 = time.perf_counter()
-    with open(os.devnull, "w") as devnull:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                if cwd:
-                    os.chdir(cwd)
-                out = os.open(os.path.join(cwd or ".", "stdout.txt"),
-                              os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-                err = os.open(os.path.join(cwd or ".", "stderr.txt"),
-                              os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-                os.dup2(out, 1)
-                os.dup2(err, 2)
-                os.execvpe(args[0], args, env or os.environ)
-            finally:
-                os._exit(127)
-        _, status, ru = os.wait4(pid, 0)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if cwd:
+                os.chdir(cwd)
+            out = os.open(os.path.join(cwd or ".", "stdout.txt"),
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            err = os.open(os.path.join(cwd or ".", "stderr.txt"),
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(out, 1)
+            os.dup2(err, 2)
+            os.execvpe(args[0], args, env or os.environ)
+        finally:
+            os._exit(127)
+    _, status, ru = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
     with open(os.path.join(cwd or ".", "stdout.txt")) as f:

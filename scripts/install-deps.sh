@@ -18,7 +18,7 @@ fi
 # image needs libzip4 (Dockerfile runtime stage).
 pkgs_build="build-essential cmake pkg-config git ca-certificates tzdata libcurl4-openssl-dev libsqlite3-dev libssl-dev libcjson-dev zlib1g-dev libpq-dev libzip-dev"
 pkgs_test="python3 sqlite3 libcmocka-dev valgrind postgresql"
-pkgs_lint="cppcheck shellcheck yamllint"
+pkgs_lint="cppcheck shellcheck yamllint flake8"
 pkgs_fuzz="clang libclang-rt-14-dev"
 pkgs_bench="python3 python3-pandas python3-pydantic time"
 

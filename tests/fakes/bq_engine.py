@@ -475,6 +475,7 @@ class Engine:
             return self.sql_name(key)
         sql = re.sub(r"`([^`]*)`", lambda m: table(m.group(1)) if "." in m.group(1)
                      else m.group(0), sql)
+
         def bare(m):
             # "IS DISTINCT FROM S.col" names a column, not a table.
             if re.search(r"(?i)\bDISTINCT\s+$", sql[max(0, m.start() - 12):m.start()]):

@@ -1244,7 +1244,8 @@ def parse_args(argv):
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
-    parser.add_argument("--port-file", metavar="PATH", help="write the bound port here once listening")
+    parser.add_argument("--port-file", metavar="PATH",
+                        help="write the bound port here once listening")
     parser.add_argument("--data", action="extend", nargs="+", default=[],
                         metavar="SYMBOL:INTERVAL:FILE")
     parser.add_argument("--synth", action="extend", nargs="+", default=[],

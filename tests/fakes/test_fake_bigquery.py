@@ -222,7 +222,9 @@ class ProtocolTest(unittest.TestCase):
         q = 256 * 1024
         data = b"".join(b"%d\n" % i for i in range(120000))      # > 2 quanta
         total = len(data)
-        rng = lambda a, b: [("Content-Range", "bytes %d-%d/%d" % (a, b, total))]
+
+        def rng(a, b):
+            return [("Content-Range", "bytes %d-%d/%d" % (a, b, total))]
         self.assertEqual(self.raw("PUT", session, data[:1000], rng(0, 999))[0], 400)
         st, hdr, _ = self.raw("PUT", session, data[:q], rng(0, q - 1))
         self.assertEqual((st, hdr.get("Range")), (308, "bytes=0-%d" % (q - 1)))

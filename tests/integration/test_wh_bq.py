@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from bq import (DS, NOW, WEEK, WEEK_START, BQTest, dt_text)  # noqa: E402
 from harness import F15M, RAW, TRANSFORMED, write_rows  # noqa: E402
 
+
 class ScenariosTest(BQTest):
     """The embedded default's system scenarios, against BigQuery."""
 

@@ -41,8 +41,8 @@ class ConvergeTest(BQTest):
                               synth=["ETHUSDT:1m:%d:%d" % (START1M, N1M)], now=NOW,
                               weight_limit=1000000)
         db = os.path.join(cls.fx_dir, "want.db")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAOPS_",
-                                                                         "BIGQUERY_"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DATAOPS_", "BIGQUERY_"))}
         env.update(DATAOPS_WAREHOUSE=db, DATAOPS_LAKE=db + ".lake", DATAOPS_BATCH_ROWS="1000",
                    BINANCE_BASE_URL=cls.fx.url, DATAOPS_LOG_FORMAT="json")
         r = subprocess.run([BIN] + list(ARGS), env=env, cwd=cls.fx_dir, capture_output=True,

@@ -63,8 +63,8 @@ def setUpModule():
     CLUSTER.create_db(DB)
     CLUSTER.execute("SET password_encryption = 'scram-sha-256'; "
                     "CREATE ROLE %s LOGIN PASSWORD '%s'; "
-                    "CREATE SCHEMA secured AUTHORIZATION %s" % (SECURE_USER, SECURE_PW,
-                                                              SECURE_USER), DB)
+                    "CREATE SCHEMA secured AUTHORIZATION %s"
+                    % (SECURE_USER, SECURE_PW, SECURE_USER), DB)
 
 
 RAW_SQL = ('SELECT symbol, "interval", to_char(utc_datetime, %s), open_time, "open", high, low,'
@@ -153,8 +153,8 @@ class PgTest(PipelineTest):
         return [raw_typed(r) for r in self.q(RAW_SQL % self.t(RAW, schema))]
 
     def t_rows(self, schema=None, local="utc_singapore_datetime"):
-        return [t_typed(r) for r in self.q(T_SQL % ('"%s"' % local, self.t(TRANSFORMED,
-                                                                          schema)))]
+        sql = T_SQL % ('"%s"' % local, self.t(TRANSFORMED, schema))
+        return [t_typed(r) for r in self.q(sql)]
 
     def versions(self, table, schema=None):
         """(open_time, xmin, updated_at) of every row: xmin changes whenever
