@@ -87,6 +87,12 @@ int wh_url_supported(const char *url_in, char *why, size_t n)
     return 0;
 }
 
+const char *wh_range_kind_name(enum wh_range_kind kind)
+{
+    return kind == WH_RANGE_KNOWN_GAP ? "known_gap"
+           : kind == WH_RANGE_REJECTED ? "rejected" : "transform";
+}
+
 int wh_open(const char *url, const struct wh_names *names, struct wh **out, struct err *e)
 {
     char why[256];

@@ -127,6 +127,9 @@ struct wh {
     const struct wh_ops *ops;
 };
 
+/* "known_gap", "transform" or "rejected": a range's kind as stored. */
+const char *wh_range_kind_name(enum wh_range_kind kind);
+
 int wh_url_supported(const char *url, char *why, size_t n);
 int wh_open(const char *url, const struct wh_names *names, struct wh **out, struct err *e);
 void wh_close(struct wh *w);

@@ -600,6 +600,7 @@ static void pg_close(struct wh *base)
     free(w->quar_q);
     free(w->runs_q);
     free(w->pairs_q);
+    free(w->ranges_q);
     buf_free(&w->copy);
     buf_free(&w->sql);
     memset(w->secret, 0, sizeof(w->secret));
@@ -693,8 +694,9 @@ static int pg_open(const char *url, const struct wh_names *names, struct wh **ou
     w->quar_q = quote(w->conn, w->schema, "dataops_quarantine");
     w->runs_q = quote(w->conn, w->schema, "dataops_runs");
     w->pairs_q = quote(w->conn, w->schema, "dataops_run_pairs");
+    w->ranges_q = quote(w->conn, w->schema, "dataops_ranges");
     if (!w->schema_q || !w->raw_q || !w->tr_q || !w->local_q || !w->quar_q || !w->runs_q ||
-        !w->pairs_q) {
+        !w->pairs_q || !w->ranges_q) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -727,4 +729,8 @@ const struct wh_ops wh_pg_ops = {
     .record_run = pg_record_run,
     .close = pg_close,
     .check = pg_check,
+    .holes = pg_holes,
+    .ranges = pg_ranges,
+    .range_put = pg_range_put,
+    .range_delete = pg_range_delete,
 };

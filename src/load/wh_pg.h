@@ -1,7 +1,7 @@
 /*
  * wh_pg.h - private to the PostgreSQL warehouse (wh_pg.c: connection,
  * session, run lock, transactions and COPY; wh_pg_sql.c: the tables and
- * the statements that read and write them).  Nothing outside src/load/wh_pg*.c
+ * the statements that read and write them; wh_pg_plan.c: the planner's).  Nothing outside src/load/wh_pg*.c
  * includes it: the rest of the program sees only wh_pg_ops (load/wh.h).
  */
 #ifndef DATAOPS_WH_PG_H
@@ -29,6 +29,7 @@ struct wh_pg {
     char *quar_q;
     char *runs_q;
     char *pairs_q;
+    char *ranges_q;             /* the planner's dataops_ranges */
     char schema[136];           /* unquoted, for the lock keys */
     char raw_table[136];
     char restore_timeout[96];   /* "SET LOCAL statement_timeout = '...'" */
@@ -80,5 +81,16 @@ int pg_put_quarantine(struct wh *base, const char *run_id, const char *stage,
 int pg_scan_raw(struct wh *base, const char *symbol, const char *interval, int64_t after,
                 struct kline_batch *out, struct err *e);
 int pg_record_run(struct wh *base, const struct run *r, struct err *e);
+
+/* wh_pg_plan.c: the backfill planner's ops (load/wh.h) */
+int pg_holes(struct wh *base, const char *symbol, const struct interval *iv, int64_t from,
+             int64_t to, wh_range_cb cb, void *ctx, struct err *e);
+int pg_ranges(struct wh *base, enum wh_range_kind kind, const char *symbol,
+              const char *interval, wh_range_cb cb, void *ctx, struct err *e);
+int pg_range_put(struct wh *base, enum wh_range_kind kind, const char *symbol,
+                 const char *interval, int64_t from, int64_t to, const char *run_id,
+                 struct err *e);
+int pg_range_delete(struct wh *base, enum wh_range_kind kind, const char *symbol,
+                    const char *interval, int64_t from, int64_t to, struct err *e);
 
 #endif

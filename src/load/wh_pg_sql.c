@@ -243,7 +243,21 @@ static int schema_steps(struct wh_pg *w, struct err *e)
     if (rc != 0) {
         return err_set(e, ERR_NOMEM, "out of memory");
     }
-    return create_missing(w, w->pairs_q, q->data, e);
+    if (create_missing(w, w->pairs_q, q->data, e) != 0) {
+        return e->code;
+    }
+    /* The backfill planner's ranges (wh_pg_plan.c, docs/backfill.md). */
+    buf_reset(q);
+    rc |= buf_printf(q,
+        "CREATE TABLE %s ("
+        " kind text NOT NULL, symbol text NOT NULL, \"interval\" text NOT NULL,"
+        " range_from bigint NOT NULL, range_to bigint NOT NULL, run_id text NOT NULL,"
+        " recorded_at timestamptz(3) NOT NULL DEFAULT now(),"
+        " PRIMARY KEY (kind, symbol, \"interval\", range_from))", w->ranges_q);
+    if (rc != 0) {
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    return create_missing(w, w->ranges_q, q->data, e);
 }
 
 int pg_ensure_schema(struct wh *base, struct err *e)
@@ -316,26 +330,30 @@ int pg_check(struct wh *base, struct err *e)
         return err_set(e, ERR_WAREHOUSE, "role %s lacks TEMPORARY on database %s (needed for "
                        "the staging tables)", user, db);
     }
-    const char *tables[5] = {w->raw_q, w->tr_q, w->quar_q, w->runs_q, w->pairs_q};
-    for (int i = 0; i < 5; i++) {
+    /* The planner's ranges are also deleted (a transform marker, once done). */
+    const char *tables[6] = {w->raw_q, w->tr_q, w->quar_q, w->runs_q, w->pairs_q, w->ranges_q};
+    for (int i = 0; i < 6; i++) {
         v[0] = tables[i];
         if (pg_params(w, "SELECT c IS NOT NULL, has_table_privilege(c, 'SELECT'),"
-                      " has_table_privilege(c, 'INSERT'), has_table_privilege(c, 'UPDATE')"
+                      " has_table_privilege(c, 'INSERT'), has_table_privilege(c, 'UPDATE'),"
+                      " has_table_privilege(c, 'DELETE')"
                       " FROM (SELECT to_regclass($1)::oid AS c) s", 1, v,
                       "checking privileges", &res, e) != 0) {
             return e->code;
         }
         int there = PQgetvalue(res, 0, 0)[0] == 't';
         int ok = PQgetvalue(res, 0, 1)[0] == 't' && PQgetvalue(res, 0, 2)[0] == 't' &&
-                 PQgetvalue(res, 0, 3)[0] == 't';
+                 PQgetvalue(res, 0, 3)[0] == 't' &&
+                 (tables[i] != w->ranges_q || PQgetvalue(res, 0, 4)[0] == 't');
         PQclear(res);
         if (!there && !create) {
             return err_set(e, ERR_WAREHOUSE, "table %s does not exist and role %s may not "
                            "create it (no CREATE on schema %s)", tables[i], user, w->schema_q);
         }
         if (there && !ok) {
-            return err_set(e, ERR_WAREHOUSE, "role %s needs SELECT, INSERT and UPDATE on %s",
-                           user, tables[i]);
+            return err_set(e, ERR_WAREHOUSE, "role %s needs SELECT, INSERT%s on %s",
+                           user, tables[i] == w->ranges_q ? ", UPDATE and DELETE" : " and UPDATE",
+                           tables[i]);
         }
     }
     return 0;

@@ -734,12 +734,6 @@ out:
 
 /* ---- backfill planner: holes and ranges (docs/backfill.md) ---- */
 
-static const char *range_kind_name(enum wh_range_kind kind)
-{
-    return kind == WH_RANGE_KNOWN_GAP ? "known_gap"
-           : kind == WH_RANGE_REJECTED ? "rejected" : "transform";
-}
-
 static int sq_holes(struct wh *base, const char *symbol, const struct interval *iv,
                     int64_t from, int64_t to, wh_range_cb cb, void *ctx, struct err *e)
 {
@@ -786,7 +780,7 @@ static int sq_ranges(struct wh *base, enum wh_range_kind kind, const char *symbo
         return e->code;
     }
     sqlite3_stmt *s = w->st[ST_RANGES];
-    sqlite3_bind_text(s, 1, range_kind_name(kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, wh_range_kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, symbol, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, interval, -1, SQLITE_STATIC);
     int rc;
@@ -815,7 +809,7 @@ static int sq_range_put(struct wh *base, enum wh_range_kind kind, const char *sy
     sqlite3_stmt *s = w->st[ST_RANGE_PUT];
     char now[24];
     time_format_sql(time_now_ms(), now);
-    sqlite3_bind_text(s, 1, range_kind_name(kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, wh_range_kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, symbol, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, interval, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, from);
@@ -833,7 +827,7 @@ static int sq_range_delete(struct wh *base, enum wh_range_kind kind, const char 
         return e->code;
     }
     sqlite3_stmt *s = w->st[ST_RANGE_DEL];
-    sqlite3_bind_text(s, 1, range_kind_name(kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, wh_range_kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, symbol, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, interval, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, from);

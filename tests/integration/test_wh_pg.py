@@ -8,13 +8,16 @@ figures), the same rows as the embedded SQLite default, an incremental run,
 a rerun that changes nothing (not even xmin), the quarantine, a connection
 killed in the middle of a COPY (pg_terminate_backend), runs SIGKILLed
 between COPY and COMMIT, two concurrent runs on one database and a run
-refused while another holds the advisory lock, and passwords: a wrong one
-fails naming the endpoint, and no password ever reaches an output.
+refused while another holds the advisory lock, passwords (a wrong one
+fails naming the endpoint, and no password ever reaches an output), and
+the backfill planner on PostgreSQL (holes of 1m and of the calendar month,
+a crash between a hole fill and its transform, a real outage remembered).
 
 Each test works in its own PostgreSQL schema (DATAOPS_PG_SCHEMA) of one
 database; the first run uses the default schema, public.  PostgreSQL is
 required: without it the module fails with what to install.
 """
+import calendar
 import json
 import os
 import re
@@ -27,8 +30,8 @@ from datetime import datetime
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import pg  # noqa: E402
-from harness import (BIN, F15M, RAW, TRANSFORMED, PipelineTest, Result,  # noqa: E402
-                     load_rows, write_rows)
+from harness import (BIN, F1D, F15M, RAW, TRANSFORMED, PipelineTest, Result,  # noqa: E402
+                     load_rows, rollup, write_rows)
 
 DB = "dataops"
 SECURE_USER = "dataops_secured"
@@ -557,6 +560,115 @@ class PasswordTest(PgTest):
         runs = self.q("SELECT coalesce(error, '') FROM secured.dataops_runs")
         self.assertEqual(len(runs), 4)
         self.assertFalse(any(SECURE_PW in x[0] for x in runs))
+
+
+def iso(ms):
+    return datetime.utcfromtimestamp(ms / 1000).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        "%03dZ" % (ms % 1000)
+
+
+def month_start(ms):
+    d = datetime.utcfromtimestamp(ms / 1000)
+    return int(calendar.timegm((d.year, d.month, 1, 0, 0, 0)) * 1000)
+
+
+class PlannerTest(PgTest):
+    """dataops plan and run on PostgreSQL: the holes come from its LAG/LEAD
+    query on the primary key, the ranges from <schema>.dataops_ranges."""
+    MIN = 60000
+
+    def plan(self, *args, **env):
+        env.setdefault("DATAOPS_WAREHOUSE", self.url)
+        env.setdefault("DATAOPS_PG_SCHEMA", self.schema)
+        r = self.run_dataops("plan", *args, **env)
+        self.assertEqual(r.code, 0, r)
+        holes = [tuple(f[3:6]) for f in (line.split() for line in r.out.splitlines())
+                 if len(f) >= 11 and f[2] == "hole"]
+        return r, [(a, b, int(n)) for a, b, n in holes]
+
+    def delete(self, first, last, transformed=True):
+        """Delete the candles opening in [first, last] from raw (and transformed)."""
+        self.pg.execute("DELETE FROM %s WHERE open_time BETWEEN %d AND %d"
+                        % (self.t(RAW), first, last), DB)
+        if transformed:
+            self.pg.execute("DELETE FROM %s WHERE open_time BETWEEN to_timestamp(%d / 1000.0)"
+                            " AND to_timestamp(%d / 1000.0)"
+                            % (self.t(TRANSFORMED), first, last), DB)
+
+    def markers(self):
+        return self.q("SELECT range_from, range_to FROM %s WHERE kind = 'transform'"
+                      % self.t("dataops_ranges"))
+
+    def test_holes_are_planned_and_filled(self):
+        fx = self.fake(synth=[synth("ETHUSDT", N1M)], now=WEEK_END_MS)
+        start = WEEK_END_MS - N1M * self.MIN
+        args = ("--symbols", "ETHUSDT", "--start", str(start))
+        self.assertEqual(self.go(*args, BINANCE_BASE_URL=fx.url).code, 0)
+        m = self.MIN
+        self.delete(start + 100 * m, start + 599 * m)
+        self.delete(start + 1000 * m, start + 1009 * m, transformed=False)
+        r, holes = self.plan(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(holes, [(iso(start + 100 * m), iso(start + 600 * m), 500),
+                                 (iso(start + 1000 * m), iso(start + 1010 * m), 10)], r.out)
+        before = len(fx.requests("/api/v3/klines"))
+        # Killed after the hole's raw rows committed: the transform marker
+        # commits with them, and the next run transforms the hole.
+        r = self.go(*args, BINANCE_BASE_URL=fx.url, DATAOPS_FAILPOINT="wh.raw.committed:kill")
+        self.assertEqual(r.code, -9, r)
+        self.assertEqual(self.assert_contiguous(m), N1M)
+        self.assertEqual(self.count(TRANSFORMED), N1M - 500)
+        self.assertEqual(self.markers(), [(str(start + 100 * m), str(start + 600 * m)),
+                                          (str(start + 1000 * m), str(start + 1010 * m))])
+        r = self.go(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(self.count(TRANSFORMED), N1M)
+        self.assertEqual(self.markers(), [])
+        self.assertEqual(self.t_rows(), sorted(self.t_rows()))
+        # Only the holes were asked for, once each.
+        asked = sorted(int(q["query"]["startTime"]) for q in
+                       fx.requests("/api/v3/klines")[before:])
+        self.assertEqual(asked, [start + 100 * m, start + 1000 * m])
+        r, holes = self.plan(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(holes, [])
+        self.assertIn("nothing missing", r.out)
+
+    def test_calendar_month_holes(self):
+        days = load_rows(F1D)
+        months = rollup(days, month_start)
+        path = write_rows(os.path.join(self.dir, "1M.json"), months)
+        fx = self.fake(data=["BTCUSDT:1M:" + path], now=months[-1][6] + 1)
+        args = ("--intervals", "1M", "--start", "2024-01-01")
+        self.assertEqual(self.go(*args, BINANCE_BASE_URL=fx.url).code, 0)
+        self.assertEqual(self.count(), 24)
+        jan, mar, jun = (calendar.timegm((2024, mo, 1, 0, 0, 0)) * 1000 for mo in (1, 3, 6))
+        self.delete(jan, jan)
+        self.delete(mar, jun - 1)
+        r, holes = self.plan(*args, BINANCE_BASE_URL=fx.url)
+        feb = calendar.timegm((2024, 2, 1, 0, 0, 0)) * 1000
+        self.assertEqual(holes, [(iso(jan), iso(feb), 1), (iso(mar), iso(jun), 3)], r.out)
+        self.assertEqual(self.go(*args, BINANCE_BASE_URL=fx.url).code, 0)
+        self.assertEqual(self.count(), 24)
+        self.assertEqual(self.count(TRANSFORMED), 24)
+        self.assertEqual(self.plan(*args, BINANCE_BASE_URL=fx.url)[1], [])
+
+    def test_a_real_outage_is_remembered_not_fetched_again(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=WEEK_END_MS)
+        args = ("--intervals", "15m", "--start", "2023-03-01")
+        self.assertEqual(self.go(*args, BINANCE_BASE_URL=fx.url).code, 0)
+        self.assertEqual(self.count(), 667)
+        gaps = self.q("SELECT range_from, range_to FROM %s WHERE kind = 'known_gap' ORDER BY 1"
+                      % self.t("dataops_ranges"))
+        mar1 = calendar.timegm((2023, 3, 1, 0, 0, 0)) * 1000
+        outage = (calendar.timegm((2023, 3, 24, 12, 45, 0)) * 1000,
+                  calendar.timegm((2023, 3, 24, 14, 0, 0)) * 1000)
+        self.assertEqual(gaps, [(str(mar1), str(WEEK[0][0])),
+                                (str(outage[0]), str(outage[1]))])
+        r, holes = self.plan(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(holes, [])
+        self.assertIn("left out: %d candles" % (19 * 96 + 5), r.out)
+        n = len(fx.requests("/api/v3/klines"))
+        self.assertEqual(self.go(*args, BINANCE_BASE_URL=fx.url).code, 0)
+        self.assertEqual(len(fx.requests("/api/v3/klines")), n)
 
 
 if __name__ == "__main__":
