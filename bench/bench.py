@@ -12,9 +12,13 @@ Ratios are computed in the same run, so they hold on a busy machine even
 when absolute figures do not.
 
 usage: bench.py [--dataops build/dataops] [--rows 100000,1000000] [--runs N]
-                [--no-references] [--big] [--smoke]
+                [--no-references] [--big] [--smoke] [--warehouse sqlite|postgresql]
   --big    also 10,000,000 rows (dataops only): peak RSS must stay flat
   --smoke  10,000 rows, dataops only, one run: proves the benchmark works
+  --warehouse postgresql
+           dataops loads a throwaway PostgreSQL cluster started here
+           (tests/lib/pg.py: Debian's postgresql, initdb in a temporary
+           directory) instead of the SQLite file; the lake stays local
 """
 import argparse
 import glob
@@ -79,12 +83,15 @@ def ensure_input(rows, own=False):
     return path
 
 
-def bench_dataops(binary, inp, rows):
+def bench_dataops(binary, inp, rows, warehouse=None):
+    """warehouse: None (the SQLite default) or a function giving a fresh URL."""
     work = os.path.join(OUT, "dataops_%d" % rows)
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAOPS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAOPS_", "PG"))}
     env["DATAOPS_LOG_FORMAT"] = "json"
+    if warehouse:
+        env["DATAOPS_WAREHOUSE"] = warehouse()
     wall, rss, _, code = peak_rss_of(
         [binary, "run", "--source", "file://" + inp, "--symbols", "BTCUSDT",
          "--intervals", "1m", "--start", "2000-01-01"], cwd=work, env=env)
@@ -159,7 +166,7 @@ def fmt_rate(rows, s):
     return "%.2fM" % (r / 1e6) if r >= 1e6 else "%.0fk" % (r / 1e3)
 
 
-def report(rows, d, seed, duck):
+def report(rows, d, seed, duck, label="dataops (SQLite + lake)"):
     print("\n=== %s rows ===" % format(rows, ","))
     print("dataops stages (rows/s; the main thread's time: load_* is its wait for the "
           "loader thread):")
@@ -169,7 +176,7 @@ def report(rows, d, seed, duck):
         print("  %-18s %9s  (%.3f s)" % (s, fmt_rate(rows, t) if per_row else "-", t))
     print("%-26s %12s %10s %12s" % ("pipeline", "rows/s", "seconds", "peak RSS MB"))
     line = "%-26s %12s %10.2f %12.1f"
-    print(line % ("dataops (SQLite + lake)", fmt_rate(rows, d["total_s"]), d["total_s"],
+    print(line % (label, fmt_rate(rows, d["total_s"]), d["total_s"],
                   d["rss_mb"]))
     if duck:
         print(line % ("DuckDB, 2 threads", fmt_rate(rows, duck["total_s"]), duck["total_s"],
@@ -194,6 +201,7 @@ def main():
     ap.add_argument("--no-references", action="store_true")
     ap.add_argument("--big", action="store_true")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--warehouse", choices=("sqlite", "postgresql"), default="sqlite")
     a = ap.parse_args()
     binary = os.path.abspath(a.dataops)
     sizes = [int(x) for x in a.rows.split(",")]
@@ -206,14 +214,28 @@ def main():
         print("bench: %s is absent: reference pipelines skipped, dataops figures only"
               % os.path.normpath(SHARED))
         refs = False
-    for rows in sizes:
-        inp = ensure_input(rows, own=a.smoke)
-        d = median_run(lambda: bench_dataops(binary, inp, rows), a.runs)
-        seed = duck = None
-        if refs and rows <= 1000000:
-            duck = median_run(lambda: bench_duckdb(inp, rows), a.runs)
-            seed = median_run(lambda: bench_seed(inp, rows), 1)
-        report(rows, d, seed, duck)
+    cluster = warehouse = None
+    label = "dataops (SQLite + lake)"
+    if a.warehouse == "postgresql":
+        sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+        import pg
+        cluster = pg.PgCluster()
+        label = "dataops (PostgreSQL + lake)"
+
+        def warehouse():
+            return cluster.url(cluster.create_db("bench"))   # dropped and made afresh
+    try:
+        for rows in sizes:
+            inp = ensure_input(rows, own=a.smoke)
+            d = median_run(lambda: bench_dataops(binary, inp, rows, warehouse), a.runs)
+            seed = duck = None
+            if refs and rows <= 1000000:
+                duck = median_run(lambda: bench_duckdb(inp, rows), a.runs)
+                seed = median_run(lambda: bench_seed(inp, rows), 1)
+            report(rows, d, seed, duck, label)
+    finally:
+        if cluster:
+            cluster.stop()
     return 0
 
 
