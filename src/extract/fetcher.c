@@ -248,16 +248,6 @@ static void fail_all(struct fetcher *f, int code, const char *msg)
 
 /* ---- one transfer ------------------------------------------------------ */
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    struct fetch_job *job = ud;
-    if (buf_append(&job->resp.body, p, size * n) != 0) {
-        job->too_big = 1;
-        return 0;
-    }
-    return size * n;
-}
-
 /* The path and query of url, for the exchange's refusals. */
 static const char *path_of(const char *url)
 {
@@ -280,14 +270,14 @@ static int start_job(struct fetcher *f, struct fetch_job *job)
     job->resp.status = 0;
     job->resp.used_weight_1m = -1;
     job->resp.retry_after_s = -1;
-    job->too_big = 0;
+    job->sink = (struct curl_sink){&job->resp.body, 0};
     curl_easy_setopt(h, CURLOPT_URL, job->url);
     curl_easy_setopt(h, CURLOPT_PRIVATE, job);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, job);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &job->sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, http_header_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &job->resp);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, http_progress_cb);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, curl_abort_on_signal);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, f->o.connect_timeout_s);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, f->o.total_timeout_s);
@@ -478,7 +468,7 @@ static void complete(struct fetcher *f, struct fetch_job *job, CURLcode cc)
         job_done(job, ERR_INTERRUPTED);
         return;
     }
-    if (job->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+    if (job->sink.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
         err_set(&job->err, ERR_INVALID, "response from %s is larger than %zu bytes", origin,
                 job->resp.body.max);
         job_done(job, ERR_INVALID);

@@ -52,7 +52,7 @@ struct fetch_job {
     /* The engine's; the caller reads state only. */
     enum fetch_state state;
     int attempt;
-    int too_big;
+    struct curl_sink sink;     /* resp.body, and whether it hit its cap */
     uint64_t seq;              /* submission order: earlier jobs start first */
     int64_t first_ms;          /* monotonic, first attempt */
     int64_t not_before;        /* monotonic, backoff */

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "util/interrupt.h"
 
 void http_resp_init(struct http_resp *r, size_t max_body)
 {
@@ -40,18 +39,9 @@ size_t http_header_cb(char *p, size_t size, size_t n, void *resp)
 {
     struct http_resp *r = resp;
     size_t len = size * n;
-    const char *colon = memchr(p, ':', len);
-    if (colon) {
-        size_t nl = (size_t)(colon - p);
-        const char *v = colon + 1;
-        size_t vl = len - nl - 1;
-        while (vl && (*v == ' ' || *v == '\t')) {
-            v++;
-            vl--;
-        }
-        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) {
-            vl--;
-        }
+    size_t nl, vl;
+    const char *v;
+    if (curl_header_split(p, len, &nl, &v, &vl)) {
         if (nl == 20 && strncasecmp(p, "x-mbx-used-weight-1m", 20) == 0) {
             r->used_weight_1m = header_long(v, vl);
         }
@@ -59,22 +49,12 @@ size_t http_header_cb(char *p, size_t size, size_t n, void *resp)
             r->retry_after_s = header_long(v, vl);
         }
     }
-    else if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+    else if (curl_header_is_status(p, len)) {
         /* A new response (after a redirect or 100-continue) resets state. */
         r->used_weight_1m = -1;
         r->retry_after_s = -1;
     }
     return len;
-}
-
-int http_progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)ud;
-    (void)a;
-    (void)b;
-    (void)c;
-    (void)d;
-    return interrupt_requested();
 }
 
 void http_origin_of(const char *url, char *out, size_t n)

@@ -1,8 +1,8 @@
 /*
  * http.h - what every HTTP exchange with the exchange shares: the response
- * record, the header parser that reads the rate-limit headers, the progress
- * callback that lets SIGTERM abort a transfer, and the origin of a URL for
- * messages that must not carry its query.  The transfers themselves run in
+ * record, the header parser that reads the rate-limit headers, and the
+ * origin of a URL for messages that must not carry its query (the
+ * callbacks every client shares are in util/curl_util.h).  The transfers themselves run in
  * the concurrent engine (fetcher.c) on libcurl's multi interface.
  */
 #ifndef DATAOPS_HTTP_H
@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "util/buf.h"
+#include "util/curl_util.h"
 
 struct http_resp {
     long status;
@@ -26,8 +27,6 @@ void http_resp_free(struct http_resp *r);
  * X-MBX-USED-WEIGHT-1M and Retry-After, whatever their case (HTTP/2 sends
  * lower case), and resets them when a new response starts. */
 size_t http_header_cb(char *p, size_t size, size_t n, void *resp);
-/* CURLOPT_XFERINFOFUNCTION: abort the transfer once SIGTERM has arrived. */
-int http_progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d);
 /* "scheme://host:port" of url (credentials and path dropped). */
 void http_origin_of(const char *url, char *out, size_t n);
 

@@ -33,6 +33,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "util/curl_util.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -218,21 +219,6 @@ int gapi_error(const char *method, const char *url, const struct gapi_resp *resp
 
 /* === transfer ============================================================ */
 
-struct sink {
-    struct gapi_resp *r;
-    int too_big;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    struct sink *s = ud;
-    if (buf_append(&s->r->body, p, size * n) != 0) {
-        s->too_big = 1;
-        return 0;
-    }
-    return size * n;
-}
-
 static void set_header(char *dst, size_t dn, const char *v, size_t vl, int append)
 {
     size_t cur = append ? strlen(dst) : 0;
@@ -250,26 +236,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     struct gapi_resp *r = ud;
     size_t len = size * n;
-    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+    if (curl_header_is_status(p, len)) {
         /* A new response (100 Continue, a redirect) starts afresh. */
         r->location[0] = '\0';
         r->range[0] = '\0';
         r->goog_hash[0] = '\0';
         return len;
     }
-    const char *colon = memchr(p, ':', len);
-    if (!colon) {
+    size_t nl, vl;
+    const char *v;
+    if (!curl_header_split(p, len, &nl, &v, &vl)) {
         return len;
-    }
-    size_t nl = (size_t)(colon - p);
-    const char *v = colon + 1;
-    size_t vl = len - nl - 1;
-    while (vl && (*v == ' ' || *v == '\t')) {
-        v++;
-        vl--;
-    }
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) {
-        vl--;
     }
     if (nl == 8 && strncasecmp(p, "location", 8) == 0) {
         set_header(r->location, sizeof(r->location), v, vl, 0);
@@ -284,23 +261,13 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)ud;
-    (void)a;
-    (void)b;
-    (void)c;
-    (void)d;
-    return interrupt_requested();
-}
-
 /* Send the request once.  0 with resp->status set, or ERR_NET /
  * ERR_INTERRUPTED / ERR_INVALID for a transport failure. */
 static int send_once(struct gapi *g, const struct gapi_req *req, const char *token,
                      struct gapi_resp *resp, struct err *e)
 {
     CURL *h = g->curl;
-    struct sink s = {resp, 0};
+    struct curl_sink s = {&resp->body, 0};
     struct curl_slist *hdr = NULL;
     char auth[4200];
     char ctype[300];
@@ -314,11 +281,11 @@ static int send_once(struct gapi *g, const struct gapi_req *req, const char *tok
     resp->goog_hash[0] = '\0';
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, req->url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, curl_abort_on_signal);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, g->timeout_s < 10 ? g->timeout_s : 10L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, g->timeout_s);

@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 
 #include "google/b64.h"
+#include "util/curl_util.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 
@@ -328,31 +329,6 @@ int gauth_assertion(struct gauth *g, int64_t now_ms, struct buf *out, struct err
 
 /* === HTTP ================================================================ */
 
-struct sink {
-    struct buf *b;
-    int too_big;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    struct sink *s = ud;
-    if (buf_append(s->b, p, size * n) != 0) {
-        s->too_big = 1;
-        return 0;
-    }
-    return size * n;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)ud;
-    (void)a;
-    (void)b;
-    (void)c;
-    (void)d;
-    return interrupt_requested();
-}
-
 /* One request to the token source: POST form (body != NULL) or GET with
  * Metadata-Flavor.  0 with *status set when a response arrived. */
 static int token_request(struct gauth *g, const char *url, const char *body, struct buf *resp,
@@ -362,13 +338,13 @@ static int token_request(struct gauth *g, const char *url, const char *body, str
         return err_set(e, ERR_NOMEM, "cannot create an HTTP client");
     }
     CURL *h = g->curl;
-    struct sink s = {resp, 0};
+    struct curl_sink s = {resp, 0};
     struct curl_slist *hdr = NULL;
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, curl_abort_on_signal);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);

@@ -177,3 +177,18 @@ int lake_put(struct lake *lk, const char *key, const void *data, size_t n, struc
     }
     return rc;
 }
+
+const char *lake_content_type(const char *key)
+{
+    const char *dot = strrchr(key, '.');
+    if (dot && strcmp(dot, ".csv") == 0) {
+        return "text/csv";
+    }
+    if (dot && strcmp(dot, ".json") == 0) {
+        return "application/json";
+    }
+    if (dot && strcmp(dot, ".log") == 0) {
+        return "text/plain";
+    }
+    return "application/octet-stream";
+}

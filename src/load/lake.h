@@ -66,6 +66,9 @@ void lake_uri(const struct lake *lk, const char *key, char *out, size_t n);
 int lake_put(struct lake *lk, const char *key, const void *data, size_t n, struct err *e);
 /* Relative, no "..", no empty segments, printable ASCII, at most 1024. */
 int lake_key_valid(const char *key);
+/* The Content-Type object stores get for a key: by its extension (.csv,
+ * .json, .log), application/octet-stream otherwise. */
+const char *lake_content_type(const char *key);
 
 extern const struct lake_ops lake_file_ops;
 #ifdef DATAOPS_HAVE_S3

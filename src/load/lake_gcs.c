@@ -150,21 +150,6 @@ static const char *locate(const struct lake_gcs *lk, const char *key, char *obje
     return lk->bucket;
 }
 
-static const char *content_type_of(const char *key)
-{
-    const char *dot = strrchr(key, '.');
-    if (dot && strcmp(dot, ".csv") == 0) {
-        return "text/csv";
-    }
-    if (dot && strcmp(dot, ".json") == 0) {
-        return "application/json";
-    }
-    if (dot && strcmp(dot, ".log") == 0) {
-        return "text/plain";
-    }
-    return "application/octet-stream";
-}
-
 /* "endpoint/<path>b/<bucket>/o[/<object>]" with the object percent-encoded. */
 static int object_url(const struct lake_gcs *lk, const char *api, const char *bucket,
                       const char *object, const char *query, char *out, size_t n)
@@ -680,7 +665,7 @@ static int gcs_writer_open(struct lake *base, const char *key, struct lake_write
     w->lk = lk;
     snprintf(w->key, sizeof(w->key), "%s", key);
     w->bucket = locate(lk, key, w->object, sizeof(w->object));
-    w->ctype = content_type_of(key);
+    w->ctype = lake_content_type(key);
     buf_init(&w->pending, 0);
     w->md5 = EVP_MD_CTX_new();
     if (!w->md5 || EVP_DigestInit_ex(w->md5, EVP_md5(), NULL) != 1) {

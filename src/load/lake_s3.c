@@ -391,21 +391,6 @@ static void s3_uri(const struct lake *base, const char *key, char *out, size_t n
 
 /* === the writer ======================================================= */
 
-static const char *content_type_of(const char *key)
-{
-    const char *dot = strrchr(key, '.');
-    if (dot && strcmp(dot, ".csv") == 0) {
-        return "text/csv";
-    }
-    if (dot && strcmp(dot, ".json") == 0) {
-        return "application/json";
-    }
-    if (dot && strcmp(dot, ".log") == 0) {
-        return "text/plain";
-    }
-    return "application/octet-stream";
-}
-
 int s3_md5(const void *data, size_t n, unsigned char out[16])
 {
     unsigned int len = 0;
@@ -434,7 +419,7 @@ static int s3_writer_open(struct lake *base, const char *key, struct lake_writer
     }
     w->base.ops = &lake_s3_ops;
     w->lk = lk;
-    w->content_type = content_type_of(key);
+    w->content_type = lake_content_type(key);
     size_t n = strlen(lk->prefix) + 1 + strlen(key) + 1;
     w->key = malloc(n);
     w->whole = EVP_MD_CTX_new();

@@ -36,6 +36,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/curl_util.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 
@@ -185,45 +186,24 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
-struct sink {
-    struct buf *b;
-    int too_big;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    struct sink *s = ud;
-    if (buf_append(s->b, p, size * n) != 0) {
-        s->too_big = 1;
-        return 0;
-    }
-    return size * n;
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     struct s3_response *rs = ud;
     size_t len = size * n;
-    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+    if (curl_header_is_status(p, len)) {
         /* A new response (after 100-continue) starts afresh. */
         rs->etag[0] = '\0';
         rs->etag_not_md5 = 0;
         return len;
     }
-    const char *colon = memchr(p, ':', len);
-    if (!colon) {
+    size_t nl, vl;
+    const char *v;
+    if (!curl_header_split(p, len, &nl, &v, &vl)) {
         return len;
     }
-    size_t nl = (size_t)(colon - p);
-    const char *v = colon + 1;
-    size_t vl = len - nl - 1;
-    while (vl && (*v == ' ' || *v == '\t' || *v == '"')) {
+    if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {   /* an ETag is quoted */
         v++;
-        vl--;
-    }
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ' ||
-                  v[vl - 1] == '"')) {
-        vl--;
+        vl -= 2;
     }
     if (nl == 4 && strncasecmp(p, "etag", 4) == 0 && vl < sizeof(rs->etag)) {
         memcpy(rs->etag, v, vl);
@@ -387,7 +367,7 @@ static int attempt(struct lake_s3 *lk, const struct s3_request *rq, const char *
 {
     CURL *h = lk->curl;
     struct upload_src src = {rq->body, rq->len, 0};
-    struct sink sink = {&lk->body, 0};
+    struct curl_sink sink = {&lk->body, 0};
     buf_reset(&lk->body);
     rs->status = 0;
     rs->etag[0] = '\0';
@@ -402,7 +382,7 @@ static int attempt(struct lake_s3 *lk, const struct s3_request *rq, const char *
     curl_easy_setopt(h, CURLOPT_USERNAME, lk->key_id);
     curl_easy_setopt(h, CURLOPT_PASSWORD, lk->secret);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, rs);

@@ -6,7 +6,8 @@
  * uniqueness); failpoint parsing (the "error" action, names that only share
  * a prefix; the kill and exit actions are not run in-process); and the rate
  * limiter (acquire within budget does not sleep, observe takes a higher
- * server count, pause).
+ * server count, pause); the shared libcurl callbacks (header split and
+ * status line, the body sink's cap); object content types.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +22,9 @@
 #include <cmocka.h>
 
 #include "extract/ratelimit.h"
+#include "load/lake.h"
 #include "util/buf.h"
+#include "util/curl_util.h"
 #include "util/err.h"
 #include "util/failpoint.h"
 #include "util/log.h"
@@ -415,10 +418,67 @@ static void test_bug_ratelimit_weight_above_budget(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static void split_case(const char *line, int want, const char *name, const char *value)
+{
+    size_t nl = 0, vl = 0;
+    const char *v = NULL;
+    int got = curl_header_split(line, strlen(line), &nl, &v, &vl);
+    if (got != want) {
+        fail_msg("curl_header_split(\"%s\") = %d, expected %d", line, got, want);
+    }
+    if (got) {
+        assert_int_equal(nl, strlen(name));
+        assert_memory_equal(line, name, nl);
+        assert_int_equal(vl, strlen(value));
+        assert_memory_equal(v, value, vl);
+    }
+}
+
+static void test_curl_callbacks(void **state)
+{
+    (void)state;
+    split_case("X-MBX-USED-WEIGHT-1M: 42\r\n", 1, "X-MBX-USED-WEIGHT-1M", "42");
+    split_case("retry-after:\t 7 \t\r\n", 1, "retry-after", "7");
+    split_case("ETag: \"abc\"\r\n", 1, "ETag", "\"abc\"");
+    split_case("x-empty:\r\n", 1, "x-empty", "");
+    split_case("x-url: http://a:b@c/d\r\n", 1, "x-url", "http://a:b@c/d");
+    split_case("\r\n", 0, NULL, NULL);
+    split_case("no colon here\r\n", 0, NULL, NULL);
+    assert_true(curl_header_is_status("HTTP/2 200\r\n", 12));
+    assert_true(curl_header_is_status("HTTP/1.1 100 Continue\r\n", 23));
+    assert_false(curl_header_is_status("HTTP/", 5));
+    assert_false(curl_header_is_status("http-x: 1\r\n", 11));
+
+    /* The sink stops the transfer at the buffer's cap and says so. */
+    struct buf b;
+    buf_init(&b, 10);
+    struct curl_sink s = {&b, 0};
+    char chunk[6] = "abcdef";
+    assert_int_equal(curl_sink_write(chunk, 1, 6, &s), 6);
+    assert_int_equal(s.too_big, 0);
+    assert_int_equal(curl_sink_write(chunk, 2, 3, &s), 0);
+    assert_int_equal(s.too_big, 1);
+    assert_int_equal(b.len, 6);
+    buf_free(&b);
+}
+
+static void test_lake_content_type(void **state)
+{
+    (void)state;
+    assert_string_equal(lake_content_type("ds/t/symbol=X/interval=1m/a-b-00000.csv"), "text/csv");
+    assert_string_equal(lake_content_type("pipeline-dataops/r/metadata.json"),
+                        "application/json");
+    assert_string_equal(lake_content_type("pipeline-dataops/r/run.log"), "text/plain");
+    assert_string_equal(lake_content_type("a.csv.part"), "application/octet-stream");
+    assert_string_equal(lake_content_type("noext"), "application/octet-stream");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_tables),
+        cmocka_unit_test(test_curl_callbacks),
+        cmocka_unit_test(test_lake_content_type),
         cmocka_unit_test(test_err_messages),
         cmocka_unit_test(test_buf_limits),
         cmocka_unit_test(test_bug_buf_reserve_overflow_unlimited),
