@@ -52,6 +52,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving import serve_until_signalled  # noqa: E402
+
 NOT_FOUND = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
              b'<Message>The specified key does not exist.</Message></Error>')
 
@@ -353,28 +356,16 @@ def main(argv=None):
     except (ValueError, OSError) as exc:
         print("fake_archive: error: %s" % exc, file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     port = server.server_address[1]
-    if args.port_file:
-        tmp = "%s.tmp.%d" % (args.port_file, os.getpid())
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
-    print("listening on http://%s:%d" % (args.host, port), flush=True)
     worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               daemon=True)
     worker.start()
-    while not stop.wait(0.5):
-        pass
-    server.shutdown()
-    server.server_close()
-    if args.port_file:
-        try:
-            os.remove(args.port_file)
-        except OSError:
-            pass
+
+    def stop_server():
+        server.shutdown()
+        server.server_close()
+    serve_until_signalled("http://%s:%d" % (args.host, port), port, args.port_file,
+                          stop_server)
     return 0
 
 

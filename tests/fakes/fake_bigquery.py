@@ -80,7 +80,6 @@ import base64
 import json
 import os
 import re
-import signal
 import socket
 import struct
 import sys
@@ -93,6 +92,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bq_engine  # noqa: E402
 import gauth_fake  # noqa: E402
 from bq_engine import BQError  # noqa: E402
+from serving import serve_until_signalled  # noqa: E402
 
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,1024}")
 QUANTUM = 256 * 1024
@@ -845,21 +845,9 @@ def main():
     for f in a.fault:
         fake.add_fault(f)
     fake.start()
-    if a.port_file:
-        if key:
-            os.replace(key.path, a.port_file + ".key.json")
-        tmp = a.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(fake.port))
-        os.replace(tmp, a.port_file)
-    print("listening on %s" % fake.url, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *x: stop.set())
-    signal.signal(signal.SIGINT, lambda *x: stop.set())
-    stop.wait()
-    fake.stop()
-    if a.port_file and os.path.exists(a.port_file):
-        os.unlink(a.port_file)
+    if a.port_file and key:
+        os.replace(key.path, a.port_file + ".key.json")
+    serve_until_signalled(fake.url, fake.port, a.port_file, fake.stop)
 
 
 if __name__ == "__main__":

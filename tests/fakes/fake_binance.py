@@ -115,7 +115,6 @@ import json
 import math
 import os
 import re
-import signal
 import socket
 import struct
 import sys
@@ -128,6 +127,9 @@ from decimal import ROUND_DOWN, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
 from urllib.parse import parse_qsl, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving import serve_until_signalled  # noqa: E402
 
 # --------------------------------------------------------------------------
 # Intervals and time grid
@@ -1230,13 +1232,6 @@ class FakeBinanceServer(ThreadingHTTPServer):
 # Command line
 
 
-def write_port_file(path: str, port: int) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="ascii") as handle:
-        handle.write(f"{port}\n")
-    os.replace(tmp, path)
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="fake_binance.py",
@@ -1267,9 +1262,6 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
 
     try:
         series = build_series(args.data, args.synth)
@@ -1286,24 +1278,16 @@ def main(argv=None) -> int:
         return 2
 
     port = server.server_address[1]
-    if args.port_file:
-        write_port_file(args.port_file, port)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"listening on http://{host}:{port}", flush=True)
-
     worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="fake-binance-server", daemon=True)
     worker.start()
-    while not stop.wait(1.0):
-        pass
-    server.shutdown()
-    server.server_close()
-    exchange.close()
-    if args.port_file:
-        try:
-            os.remove(args.port_file)
-        except OSError:
-            pass
+
+    def stop_server():
+        server.shutdown()
+        server.server_close()
+        exchange.close()
+    serve_until_signalled(f"http://{host}:{port}", port, args.port_file, stop_server)
     return 0
 
 

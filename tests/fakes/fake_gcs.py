@@ -69,7 +69,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import socket
 import struct
 import sys
@@ -80,6 +79,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gauth_fake  # noqa: E402
+from serving import serve_until_signalled  # noqa: E402
 
 QUANTUM = 256 * 1024
 OCCUPIED = b"written by someone else\n"
@@ -637,18 +637,7 @@ def main():
     fake.start()
     if a.port_file:
         os.replace(key.path, a.port_file + ".key.json")
-        tmp = a.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(fake.port))
-        os.replace(tmp, a.port_file)
-    print("listening on %s" % fake.url, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *x: stop.set())
-    signal.signal(signal.SIGINT, lambda *x: stop.set())
-    stop.wait()
-    fake.stop()
-    if a.port_file and os.path.exists(a.port_file):
-        os.unlink(a.port_file)
+    serve_until_signalled(fake.url, fake.port, a.port_file, fake.stop)
 
 
 if __name__ == "__main__":
