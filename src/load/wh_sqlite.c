@@ -577,8 +577,11 @@ static int open_scan(struct wh_sqlite *w, struct err *e)
 {
     if (sqlite3_open_v2(w->path, &w->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        return w->rdb ? conn_err(w, w->rdb, e, "open for reading")
-                      : err_set(e, ERR_NOMEM, "out of memory");
+        int rc = w->rdb ? conn_err(w, w->rdb, e, "open for reading")
+                        : err_set(e, ERR_NOMEM, "out of memory");
+        sqlite3_close(w->rdb);
+        w->rdb = NULL;
+        return rc;
     }
     sqlite3_busy_timeout(w->rdb, 10000);
     char *sql = sqlite3_mprintf("SELECT open_time, \"open\", high, low, \"close\", volume,"
@@ -592,7 +595,13 @@ static int open_scan(struct wh_sqlite *w, struct err *e)
     }
     int rc = sqlite3_prepare_v3(w->rdb, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->scan, NULL);
     sqlite3_free(sql);
-    return rc == SQLITE_OK ? 0 : conn_err(w, w->rdb, e, "prepare raw scan");
+    if (rc != SQLITE_OK) {
+        conn_err(w, w->rdb, e, "prepare raw scan");
+        sqlite3_close(w->rdb);   /* the next call opens afresh */
+        w->rdb = NULL;
+        return e->code;
+    }
+    return 0;
 }
 
 /* Committed rows only (the pipeline never scans its own open batch). */

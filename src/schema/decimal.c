@@ -5,6 +5,7 @@
  */
 #include "schema/decimal.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,12 +177,17 @@ double dec_to_double(const char *s, size_t n)
         return neg ? -v : v;
     }
     /* Anything else (long mantissas, not a plain decimal): strtod, which
-     * needs a NUL-terminated copy. */
-    char buf[64];
-    if (n >= sizeof(buf)) {
-        return strtod(s, NULL);
+     * needs a NUL-terminated copy of s[0..n). */
+    char small[64];
+    char *buf = n < sizeof(small) ? small : malloc(n + 1);
+    if (!buf) {
+        return NAN;
     }
     memcpy(buf, s, n);
     buf[n] = '\0';
-    return strtod(buf, NULL);
+    double v = strtod(buf, NULL);
+    if (buf != small) {
+        free(buf);
+    }
+    return v;
 }

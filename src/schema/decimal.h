@@ -16,8 +16,9 @@ int dec_valid(const char *s, size_t n);
 int dec_cmp(const char *a, size_t an, const char *b, size_t bn);
 /* 1 if the value is below zero ("-0.0" is not). */
 int dec_negative(const char *s, size_t n);
-/* The double nearest the value, exactly what strtod gives (the transform's
- * contract), without strtod's cost for the usual short prices and volumes. */
+/* The double nearest the value of s[0..n), exactly what strtod gives (the
+ * transform's contract), without strtod's cost for the usual short prices
+ * and volumes.  NaN only when a long input cannot be copied (no memory). */
 double dec_to_double(const char *s, size_t n);
 
 #endif

@@ -305,6 +305,30 @@ static void assert_same_kline(const struct kline *a, const struct kline *b)
     }
 }
 
+/* scan_raw's own read connection: a failure names the cause, and the next
+ * call opens it afresh (here: before the tables exist, then after). */
+static void test_scan_raw_before_the_tables(void **state)
+{
+    struct fixture *f = *state;
+    struct wh *w = NULL;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(wh_open(f->db, &default_names, &w, &e), 0);
+    struct kline_batch out;
+    assert_int_equal(kline_batch_init(&out, 10), 0);
+    assert_int_equal(w->ops->scan_raw(w, "BTCUSDT", "1m", INT64_MIN, &out, &e), ERR_WAREHOUSE);
+    assert_non_null(strstr(e.msg, "no such table"));
+    assert_non_null(strstr(e.msg, "prepare raw scan"));
+    err_clear(&e);
+    assert_int_equal(w->ops->ensure_schema(w, &e), 0);
+    struct kline_batch b = slice(f, 0, 5);
+    put_raw_txn(w, &b, UPDATED_1);
+    assert_int_equal(w->ops->scan_raw(w, "BTCUSDT", "1m", INT64_MIN, &out, &e), 0);
+    assert_int_equal(out.n, 5);
+    kline_batch_free(&out);
+    wh_close(w);
+}
+
 static void test_scan_raw(void **state)
 {
     struct fixture *f = *state;
@@ -728,6 +752,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_raw_load_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_and_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_raw_before_the_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_raw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bug_transformed_local_column_change_updates, setup,
