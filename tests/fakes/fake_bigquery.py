@@ -86,13 +86,13 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bq_engine  # noqa: E402
 import gauth_fake  # noqa: E402
 from bq_engine import BQError  # noqa: E402
-from serving import serve_until_signalled  # noqa: E402
+from serving import InProcessServer, serve_until_signalled  # noqa: E402
 
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,1024}")
 QUANTUM = 256 * 1024
@@ -117,7 +117,7 @@ def http_of(reason):
     return {"notFound": 404, "duplicate": 409, "accessDenied": 403}.get(reason, 400)
 
 
-class FakeBigQuery:
+class FakeBigQuery(InProcessServer):
     def __init__(self, issuer=None, gcs=None, project="test-project", db_path=":memory:",
                  anonymous=False, host="127.0.0.1", port=0):
         self.issuer = issuer
@@ -133,22 +133,9 @@ class FakeBigQuery:
                        "uploads": 0, "loads": 0, "queries": 0, "unauthorized": 0,
                        "job_polls": 0, "status_queries": 0, "cut_kept_bytes": 0}
         self.log = []               # (method, path, job id or None, status)
-        self.server = ThreadingHTTPServer((host, port), self._handler_class())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = "http://%s:%d" % (host, self.port)
-        self.thread = None
+        self.bind(host, port, self._handler_class())
 
     # -- control ------------------------------------------------------------
-    def start(self):
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
     def reset(self):
         """Forget every dataset, table, job and fault (a fresh project)."""
         with self.lock:

@@ -75,11 +75,11 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gauth_fake  # noqa: E402
-from serving import serve_until_signalled  # noqa: E402
+from serving import InProcessServer, serve_until_signalled  # noqa: E402
 
 QUANTUM = 256 * 1024
 OCCUPIED = b"written by someone else\n"
@@ -138,7 +138,7 @@ class Store:
         return self.gen
 
 
-class FakeGCS:
+class FakeGCS(InProcessServer):
     def __init__(self, issuer, buckets=(), anonymous=False, host="127.0.0.1", port=0):
         self.issuer = issuer
         self.anonymous = anonymous
@@ -149,22 +149,9 @@ class FakeGCS:
                        "cancelled": 0, "precondition_failed": 0, "unauthorized": 0,
                        "faults_fired": 0, "created": 0}
         self.log = []
-        self.server = ThreadingHTTPServer((host, port), self._handler_class())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = "http://%s:%d" % (host, self.port)
-        self.thread = None
+        self.bind(host, port, self._handler_class())
 
     # -- control (tests) ----------------------------------------------------
-    def start(self):
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
     def add_fault(self, spec):
         kind, n = spec.split(":")
         with self.store.lock:
