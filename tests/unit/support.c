@@ -63,3 +63,13 @@ char *read_testdata(const char *rel, size_t *len)
     *len = (size_t)n;
     return p;
 }
+
+void put_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fputs(text, fp) < 0 || fclose(fp) != 0) {
+        fail_msg("cannot write %s", path);
+    }
+}

@@ -11,5 +11,8 @@ int rm_rf(const char *path);
 /* Read <DATAOPS_TESTDATA>/<rel> into a malloc'd NUL-terminated buffer;
  * fails the running cmocka test if it cannot. */
 char *read_testdata(const char *rel, size_t *len);
+/* Create <dir>/<name> holding text (a regular file where a directory is
+ * expected, in the tests of bad paths); fails the running test if it cannot. */
+void put_file(const char *dir, const char *name, const char *text);
 
 #endif

@@ -366,12 +366,9 @@ static void test_put_with_bad_key(void **state)
 static void test_open_under_a_file(void **state)
 {
     struct fixture *f = *state;
+    put_file(f->dir, "file", "not a directory");
     char file[512];
     snprintf(file, sizeof(file), "%s/file", f->dir);
-    FILE *fp = fopen(file, "wb");
-    assert_non_null(fp);
-    fputs("not a directory", fp);
-    fclose(fp);
     char url[600];
     snprintf(url, sizeof(url), "%s/file/lake", f->dir);
     struct lake *lk = NULL;
@@ -395,11 +392,7 @@ static void test_open_under_a_file(void **state)
 static void test_open_error_message_not_garbled(void **state)
 {
     struct fixture *f = *state;
-    char file[512];
-    snprintf(file, sizeof(file), "%s/file", f->dir);
-    FILE *fp = fopen(file, "wb");
-    assert_non_null(fp);
-    fclose(fp);
+    put_file(f->dir, "file", "");
     char url[600];
     snprintf(url, sizeof(url), "%s/file/lake", f->dir);
     struct lake *lk = NULL;

@@ -689,11 +689,7 @@ static void test_bug_other_local_column(void **state)
 static void test_bug_open_under_a_file(void **state)
 {
     struct fixture *f = *state;
-    char file[512];
-    snprintf(file, sizeof(file), "%s/file", f->dir);
-    FILE *fp = fopen(file, "wb");
-    assert_non_null(fp);
-    fclose(fp);
+    put_file(f->dir, "file", "");
     char url[600];
     snprintf(url, sizeof(url), "%s/file/sub/wh.db", f->dir);
     struct wh *w = NULL;
