@@ -68,6 +68,9 @@ included). Over --weight-limit: 429 + Retry-After (seconds to the end of the
 minute), weight not charged. A client that sends more than --ban-after
 requests while a 429's Retry-After period is still running gets 418 and is
 banned for 120 s (Retry-After: 120); during a ban every request gets 418.
+The Retry-After period starts as the 429 is written to the client: requests
+that arrived before then cannot have been sent in spite of it and do not
+count, even when they are answered later.
 
 Faults (--fault SPEC, or POST /_control/fault?spec=SPEC)
 --------------------------------------------------------
@@ -84,8 +87,8 @@ SPEC = PATH_SUFFIX:NTH:KIND[:ARG]
                file's bytes verbatim), error (400 -1121)
 When several faults fire on one request the one added first wins. A faulted
 request is charged its weight like any other, except forced 429/418. A forced
-429 starts a Retry-After period exactly like a real one (so --ban-after
-applies); a forced 418 is a real ban lasting ARG seconds.
+429 starts a Retry-After period exactly like a real one, as it goes out (so
+--ban-after applies); a forced 418 is a real ban lasting ARG seconds.
 
 Control API (no weight, no latency, no faults, not logged)
 ----------------------------------------------------------
@@ -615,13 +618,15 @@ class Verdict:
     used: int
     retry_after: int = 0
     until_ms: int = 0  # end of the ban, for 418
+    backoff_until: float = 0.0  # for 429: when its Retry-After period ends
 
 
 @dataclass
 class _ClientState:
     window: int = -1
     used: int = 0
-    backoff_until: float = 0.0  # a 429's Retry-After runs until then
+    backoff_from: float = 0.0  # a 429's Retry-After runs from its delivery
+    backoff_until: float = 0.0  # until then
     ignored: int = 0  # requests sent while backoff was running
     banned_until: float = 0.0
 
@@ -660,12 +665,15 @@ class RateLimiter:
         return Verdict(418, state.used, max(0, math.ceil(seconds)),
                        int(state.banned_until * 1000))
 
-    def admit(self, ip: str, weight: int, now: float) -> Verdict:
+    def admit(self, ip: str, weight: int, now: float, arrival: Optional[float] = None) -> Verdict:
+        """Decide at `now` on a request that arrived at `arrival` (default
+        `now`)."""
+        arrival = now if arrival is None else arrival
         state = self._state(ip, now)
         if state.banned_until > now:
             return Verdict(418, state.used, _seconds_left(state.banned_until, now),
                            int(state.banned_until * 1000))
-        if state.backoff_until > now:
+        if state.backoff_from <= arrival < state.backoff_until:
             state.ignored += 1
             if state.ignored > self.ban_after:
                 return self._ban(state, BAN_SECONDS, now)
@@ -673,15 +681,19 @@ class RateLimiter:
             state.ignored = 0
         if state.used + weight > self.limit:
             window_end = (state.window + 1) * 60.0
-            state.backoff_until = max(state.backoff_until, window_end)
-            return Verdict(429, state.used, _seconds_left(window_end, now))
+            return Verdict(429, state.used, _seconds_left(window_end, now),
+                           backoff_until=window_end)
         state.used += weight
         self.max_used = max(self.max_used, state.used)
         return Verdict(200, state.used)
 
-    def force_429(self, ip: str, seconds: float, now: float) -> None:
+    def start_backoff(self, ip: str, until: float, now: float) -> None:
+        """A 429 is going out to the client: requests that arrive from now
+        until `until` count towards --ban-after."""
         state = self._state(ip, now)
-        state.backoff_until = max(state.backoff_until, now + seconds)
+        if state.backoff_until <= now:
+            state.backoff_from = now
+        state.backoff_until = max(state.backoff_until, until)
 
     def force_ban(self, ip: str, seconds: float, now: float) -> Verdict:
         return self._ban(self._state(ip, now), seconds, now)
@@ -711,6 +723,9 @@ class Outcome:
     path: str = ""
     query: dict = field(default_factory=dict)
     stat_name: str = ""
+    # For a 429 over the weight limit: when its Retry-After period ends (the
+    # period itself starts as the answer goes out).
+    backoff_until: float = 0.0
 
 
 class Params:
@@ -880,13 +895,15 @@ class Exchange:
 
         forced = fault.kind if fault and fault.kind in ("429", "418") else None
         with self._lock:
-            verdict = self._limiter.admit(ip, 0 if forced else endpoint.weight, time.time())
+            verdict = self._limiter.admit(ip, 0 if forced else endpoint.weight, time.time(),
+                                          arrival)
         outcome.used_weight = verdict.used
         if fault and fault.kind in REPLY_FAULTS:
             outcome.reply = self._fault_reply(fault, ip)
         elif verdict.status == 429:
             outcome.reply = Reply(429, too_much_weight_body(self.weight_limit),
                                   headers=[("Retry-After", str(verdict.retry_after))])
+            outcome.backoff_until = verdict.backoff_until
         elif verdict.status == 418:
             outcome.reply = Reply(418, banned_body(verdict.until_ms),
                                   headers=[("Retry-After", str(verdict.retry_after))])
@@ -910,9 +927,7 @@ class Exchange:
             return Reply(int(kind), error_body(-1000, MSG_UNKNOWN))
         if kind == "503":
             return Reply(503, error_body(-1008, MSG_BUSY))
-        if kind == "429":
-            with self._lock:
-                self._limiter.force_429(ip, fault.seconds, time.time())
+        if kind == "429":  # its Retry-After period starts on delivery
             return Reply(429, too_much_weight_body(self.weight_limit),
                          headers=[("Retry-After", str(int(fault.seconds)))])
         if kind == "418":
@@ -927,6 +942,17 @@ class Exchange:
         if kind == "error":
             return Reply(400, error_body(-1121, MSG_BAD_SYMBOL))
         raise AssertionError(f"not a reply fault: {kind}")
+
+    def delivering(self, ip: str, outcome: Outcome) -> None:
+        """The answer goes out now: a 429's Retry-After period starts."""
+        if outcome.reply.status != 429:
+            return
+        now = time.time()
+        until = outcome.backoff_until
+        if outcome.fault and outcome.fault.kind == "429":
+            until = max(until, now + outcome.fault.seconds)
+        with self._lock:
+            self._limiter.start_backoff(ip, until, now)
 
     def record(self, outcome: Outcome) -> None:
         """Count an answer about to be delivered and append it to the request
@@ -1123,6 +1149,7 @@ class Handler(BaseHTTPRequestHandler):
         # Record first, so a client that got its answer always finds it in
         # the stats and the request log.
         exchange.record(outcome)
+        exchange.delivering(self.client_address[0], outcome)
         self._deliver(outcome)
 
     def _discard_request_body(self) -> None:

@@ -67,6 +67,19 @@ def compact(value) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+def load_fake_module():
+    """The fake as a module, for tests of its parts."""
+    name = "fake_binance_under_test"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, FAKE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
+    spec.loader.exec_module(module)
+    return module
+
+
 def wait_for_window_margin(seconds: float) -> None:
     """Sleep into the next wall-clock minute if fewer than `seconds` are left
     in this one, so a weight test cannot straddle a window reset."""
@@ -649,6 +662,23 @@ class TestFaults(FakeTestCase):
         # Within Retry-After: --ban-after (default 5) requests pass, the next is banned.
         self.assertEqual(self.ping_statuses(6), [200] * 5 + [418])
 
+    def test_the_ban_counts_only_requests_that_arrive_after_the_429_went_out(self):
+        limiter = load_fake_module().RateLimiter(limit=4, ban_after=2)
+        now = 600.5  # 0.5 s into a window
+        self.assertEqual([limiter.admit("ip", 2, now).status for _ in range(2)], [200, 200])
+        verdict = limiter.admit("ip", 2, now)
+        self.assertEqual((verdict.status, verdict.backoff_until), (429, 660.0))
+        # Decided before the 429 went out: refused, not held against the client.
+        statuses = [limiter.admit("ip", 1, now + 0.01).status for _ in range(5)]
+        self.assertEqual(statuses, [429] * 5)
+        limiter.start_backoff("ip", verdict.backoff_until, now + 0.02)
+        # Arrived before it went out, decided after: still not held against it.
+        statuses = [limiter.admit("ip", 1, now + 0.03, arrival=now + 0.015) for _ in range(5)]
+        self.assertEqual([v.status for v in statuses], [429] * 5)
+        # Sent in spite of it: --ban-after tolerated, then the ban.
+        self.assertEqual([limiter.admit("ip", 1, now + 0.04).status for _ in range(3)],
+                         [429, 429, 418])
+
     def test_forced_418_bans_until_reset(self):
         self.add_fault("klines:1:418:7")
         resp = self.fake.klines(symbol="BTCUSDT", interval="1h", limit=1)
@@ -771,11 +801,7 @@ class TestCsv(FakeTestCase):
         self.assertEqual(rows, load_rows(H1_JSON))
 
     def test_csv_loader_without_header_lf_and_microseconds(self):
-        spec = importlib.util.spec_from_file_location("fake_binance_under_test", FAKE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
-        spec.loader.exec_module(module)
+        module = load_fake_module()
         path = os.path.join(TMP, "plain.csv")
         with open(path, "w", newline="") as handle:
             handle.write("1735689600000000,1.10000000,1.20000000,1.00000000,1.15000000,"
