@@ -37,10 +37,12 @@ class ConcurrentTest(PipelineTest):
 class OrderingTest(ConcurrentTest):
     def test_out_of_order_pages_are_loaded_in_order(self):
         n = 20000
-        # The first window after the probe is held back a second, so the
-        # windows behind it arrive first.
+        # The first window after the probe is held back three seconds, so the
+        # windows behind it arrive first (one second was not always enough
+        # on a loaded machine: the fake's threads starved, and nothing else
+        # arrived in time).
         fx = self.fake(synth=["ETHUSDT:1m:%d:%d" % (START, n)], now=START + n * MIN,
-                       latency_ms=30, faults=["klines:2:delay:1"])
+                       latency_ms=30, faults=["klines:2:delay:3"])
         env = dict(BINANCE_BASE_URL=fx.url, DATAOPS_BATCH_ROWS="2000")
         r = self.run_dataops("run", "--symbols", "ETHUSDT", "--start", str(START),
                              DATAOPS_FAILPOINT="wh.raw.committed:kill", **env)
