@@ -74,8 +74,12 @@ class FakeExchange:
 
     def __init__(self, workdir, data=(), synth=(), now=None, weight_limit=None,
                  faults=(), latency_ms=None, ban_after=None):
-        self.port_file = os.path.join(workdir, "fake.port")
-        self.log_path = os.path.join(workdir, "fake-requests.jsonl")
+        # One port file and request log per fake: a test may start several.
+        n = 0
+        while os.path.exists(os.path.join(workdir, "fake%s.port" % (n or ""))):
+            n += 1
+        self.port_file = os.path.join(workdir, "fake%s.port" % (n or ""))
+        self.log_path = os.path.join(workdir, "fake%s-requests.jsonl" % (n or ""))
         args = [sys.executable, FAKE, "--port", "0", "--port-file", self.port_file,
                 "--request-log", self.log_path]
         for d in data:
