@@ -644,6 +644,27 @@ static void print_summary(const struct pipe *p)
 /* The plan of every pair (src/plan): the warehouse's holes and the range
  * after each watermark, known gaps left out; the source gets all of it up
  * front for its progress display. */
+/* Runs that died without recording their end (SIGKILL, OOM, a lost node)
+ * still say 'running'; now that this run holds the lock, they are known to
+ * be dead.  Bookkeeping only: a failure here is a warning, not the run's. */
+static void abandon_dead_runs(struct pipe *p)
+{
+    if (!p->wh->ops->abandon_dead_runs) {
+        return;
+    }
+    int n = 0;
+    char ids[400];
+    struct err e;
+    err_clear(&e);
+    if (p->wh->ops->abandon_dead_runs(p->wh, p->run.run_id, &n, ids, sizeof(ids), &e) != 0) {
+        log_warn("pipeline", "cannot mark runs that died as abandoned: %s", e.msg);
+    }
+    else if (n > 0) {
+        log_warn("pipeline", "%d earlier run(s) ended without recording it (killed, crashed or "
+                 "lost with their host), marked 'abandoned': %s", n, ids);
+    }
+}
+
 static int plan_all(struct pipe *p, struct err *e)
 {
     int rc = plan_all_pairs(p->wh, p->cfg, p->server_time, &p->plans, e);
@@ -737,6 +758,7 @@ int pipeline_run(const struct config *cfg)
         (rc = p.wh->ops->ensure_schema(p.wh, &e)) != 0) {
         goto finish;
     }
+    abandon_dead_runs(&p);
     if ((rc = p.wh->ops->record_run(p.wh, &p.run, &e)) != 0) {
         goto finish;
     }

@@ -93,6 +93,26 @@ const char *wh_range_kind_name(enum wh_range_kind kind)
            : kind == WH_RANGE_REJECTED ? "rejected" : "transform";
 }
 
+void wh_note_id(char *out, size_t n, const char *id)
+{
+    size_t len = strlen(out);
+    if (n < 4 || (len >= 3 && strcmp(out + len - 3, "...") == 0)) {
+        return;
+    }
+    size_t need = strlen(id) + (len ? 2 : 0);
+    if (len + need + 6 > n) {   /* leaves room for ", ..." and the NUL */
+        snprintf(out + len, n - len, "%s...", len ? ", " : "");
+        return;
+    }
+    snprintf(out + len, n - len, "%s%s", len ? ", " : "", id);
+}
+
+void wh_abandoned_error(char *out, size_t n, const char *run_id)
+{
+    snprintf(out, n, "no end was recorded: the process was killed, crashed or lost its host"
+             " (found by run %s)", run_id);
+}
+
 int wh_open(const char *url, const struct wh_names *names, struct wh **out, struct err *e)
 {
     char why[256];

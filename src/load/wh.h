@@ -96,6 +96,14 @@ struct wh_ops {
                     struct kline_batch *out, struct err *e);
     /* Insert or update the run and its pairs (its own transaction). */
     int (*record_run)(struct wh *w, const struct run *r, struct err *e);
+    /* Optional (NULL: such runs stay as they were left).  Called with the
+     * run lock held: every other run that this lock covers and whose record
+     * still says 'running' died without recording its end (SIGKILL, a
+     * crash, its host lost).  Mark those runs, and their pairs still
+     * 'pending', 'abandoned' (its own transaction).  *n gets how many; ids
+     * their run ids, comma-separated (wh_note_id). */
+    int (*abandon_dead_runs)(struct wh *w, const char *run_id, int *n, char *ids, size_t idsz,
+                             struct err *e);
     void (*close)(struct wh *w);
     /* Optional (NULL = opening is the check): verify credentials, datasets
      * and permissions without changing anything; the message names what is
@@ -129,6 +137,12 @@ struct wh {
 
 /* "known_gap", "transform" or "rejected": a range's kind as stored. */
 const char *wh_range_kind_name(enum wh_range_kind kind);
+
+/* Append id to the comma-separated list out[n] ("..." once it is full). */
+void wh_note_id(char *out, size_t n, const char *id);
+
+/* The error recorded on an abandoned run, naming the run that found it. */
+void wh_abandoned_error(char *out, size_t n, const char *run_id);
 
 int wh_url_supported(const char *url, char *why, size_t n);
 int wh_open(const char *url, const struct wh_names *names, struct wh **out, struct err *e);

@@ -297,6 +297,14 @@ static int as_record_run(struct wh *w, const struct run *r, struct err *e)
     return drain(a, e) ? e->code : a->inner->ops->record_run(a->inner, r, e);
 }
 
+static int as_abandon_dead_runs(struct wh *w, const char *run_id, int *n, char *ids,
+                                size_t idsz, struct err *e)
+{
+    struct wh_async *a = of(w);
+    return drain(a, e) ? e->code
+                       : a->inner->ops->abandon_dead_runs(a->inner, run_id, n, ids, idsz, e);
+}
+
 static int as_check(struct wh *w, struct err *e)
 {
     struct wh_async *a = of(w);
@@ -387,6 +395,7 @@ int wh_async_wrap(struct wh *inner, struct wh **out, struct err *e)
     WRAP(rollback, as_rollback);
     WRAP(scan_raw, as_scan_raw);
     WRAP(record_run, as_record_run);
+    WRAP(abandon_dead_runs, as_abandon_dead_runs);
     WRAP(check, as_check);
     WRAP(holes, as_holes);
     WRAP(ranges, as_ranges);

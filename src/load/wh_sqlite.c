@@ -64,7 +64,8 @@ struct wh_sqlite {
     char *raw;      /* quoted identifiers */
     char *tr;
     char *local;
-    const char *tr_name;      /* the same, unquoted (borrowed from the config) */
+    const char *raw_name;     /* the same, unquoted (borrowed from the config) */
+    const char *tr_name;
     const char *local_name;
     sqlite3_stmt *st[ST__COUNT];
 };
@@ -134,6 +135,7 @@ static int sq_open(const char *url, const struct wh_names *names, struct wh **ou
     w->raw = sqlite3_mprintf("\"%w\"", names->raw_table);
     w->tr = sqlite3_mprintf("\"%w\"", names->transformed_table);
     w->local = sqlite3_mprintf("\"%w\"", names->local_time_column);
+    w->raw_name = names->raw_table;
     w->tr_name = names->transformed_table;
     w->local_name = names->local_time_column;
 
@@ -218,6 +220,20 @@ static int sq_lock(struct wh *base, long timeout_s, struct err *e)
     return 0;
 }
 
+static int has_column(struct wh_sqlite *w, const char *table, const char *column)
+{
+    sqlite3_stmt *ti = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(w->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
+                           &ti, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(ti, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ti, 2, column, -1, SQLITE_STATIC);
+        has = sqlite3_step(ti) == SQLITE_ROW;
+    }
+    sqlite3_finalize(ti);
+    return has;
+}
+
 static int sq_ensure_schema(struct wh *base, struct err *e)
 {
     struct wh_sqlite *w = (struct wh_sqlite *)base;
@@ -251,7 +267,7 @@ static int sq_ensure_schema(struct wh *base, struct err *e)
         "CREATE TABLE IF NOT EXISTS dataops_runs ("
         " run_id TEXT PRIMARY KEY, git_commit TEXT NOT NULL, version TEXT NOT NULL,"
         " hostname TEXT, started_at TEXT NOT NULL, ended_at TEXT, status TEXT NOT NULL,"
-        " exit_code INTEGER, error TEXT);"
+        " exit_code INTEGER, error TEXT, raw_table TEXT);"
         "CREATE TABLE IF NOT EXISTS dataops_run_pairs ("
         " run_id TEXT NOT NULL, symbol TEXT NOT NULL, \"interval\" TEXT NOT NULL,"
         " range_start INTEGER, range_end INTEGER, first_open INTEGER, last_open INTEGER,"
@@ -281,18 +297,18 @@ static int sq_ensure_schema(struct wh *base, struct err *e)
      * name cannot take our rows: say so instead of failing on insert.
      * (SELECT "name" would not do: SQLite reads an unknown double-quoted
      * name as a string literal.) */
-    sqlite3_stmt *ti = NULL;
-    int has_col = 0;
-    if (sqlite3_prepare_v2(w->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
-                           &ti, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(ti, 1, w->tr_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ti, 2, w->local_name, -1, SQLITE_STATIC);
-        has_col = sqlite3_step(ti) == SQLITE_ROW;
-    }
-    sqlite3_finalize(ti);
-    if (!has_col) {
+    if (!has_column(w, w->tr_name, w->local_name)) {
         return err_set(e, ERR_WAREHOUSE, "transformed table %s has no column %s (was it "
                        "created with another DATAOPS_LOCAL_TIME_COLUMN?)", w->tr, w->local);
+    }
+    /* dataops_runs made by an older dataops lacks raw_table (the lock's
+     * scope, named for the other backends' sake: this file's lock covers
+     * every run in it). */
+    if (!has_column(w, "dataops_runs", "raw_table")) {
+        if ((rc = exec(w, "ALTER TABLE dataops_runs ADD COLUMN raw_table TEXT", e)) != 0) {
+            return rc;
+        }
+        log_info("warehouse", "added column raw_table to dataops_runs in %s", w->path);
     }
     return 0;
 }
@@ -667,7 +683,7 @@ static int sq_record_run(struct wh *base, const struct run *r, struct err *e)
     }
     const char *sql_run =
         "INSERT INTO dataops_runs (run_id, git_commit, version, hostname, started_at,"
-        " ended_at, status, exit_code, error) VALUES (?,?,?,?,?,?,?,?,?)"
+        " ended_at, status, exit_code, error, raw_table) VALUES (?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (run_id) DO UPDATE SET ended_at = excluded.ended_at,"
         " status = excluded.status, exit_code = excluded.exit_code, error = excluded.error";
     if (sqlite3_prepare_v2(w->db, sql_run, -1, &s, NULL) != SQLITE_OK) {
@@ -685,6 +701,7 @@ static int sq_record_run(struct wh *base, const struct run *r, struct err *e)
     if (r->error[0]) {
         sqlite3_bind_text(s, 9, r->error, -1, SQLITE_STATIC);
     }
+    sqlite3_bind_text(s, 10, w->raw_name, -1, SQLITE_STATIC);
     if ((rc = step_done(w, s, e, "record run")) != 0) {
         goto out;
     }
@@ -737,6 +754,63 @@ out:
     sqlite3_finalize(s);
     if (rc != 0) {
         sqlite3_exec(w->db, "ROLLBACK TO record_run; RELEASE record_run", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+/* The run lock is the whole file's, so every other 'running' run in it is
+ * dead. */
+static int sq_abandon_dead_runs(struct wh *base, const char *run_id, int *n, char *ids,
+                                size_t idsz, struct err *e)
+{
+    struct wh_sqlite *w = (struct wh_sqlite *)base;
+    sqlite3_stmt *s = NULL;
+    *n = 0;
+    ids[0] = '\0';
+    int rc = exec(w, "SAVEPOINT abandon_dead_runs", e);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *sql_pairs =
+        "UPDATE dataops_run_pairs SET status = 'abandoned' WHERE status = 'pending' AND run_id IN"
+        " (SELECT run_id FROM dataops_runs WHERE status = 'running' AND run_id <> ?1)";
+    const char *sql_runs =
+        "UPDATE dataops_runs SET status = 'abandoned', exit_code = NULL, error = ?2"
+        " WHERE status = 'running' AND run_id <> ?1 RETURNING run_id";
+    char error[200];
+    wh_abandoned_error(error, sizeof(error), run_id);
+    if (sqlite3_prepare_v2(w->db, sql_pairs, -1, &s, NULL) != SQLITE_OK) {
+        rc = db_err(w, e, "mark abandoned runs");
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    if ((rc = step_done(w, s, e, "mark abandoned runs")) != 0) {
+        goto out;
+    }
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(w->db, sql_runs, -1, &s, NULL) != SQLITE_OK) {
+        rc = db_err(w, e, "mark abandoned runs");
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, error, -1, SQLITE_STATIC);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        (*n)++;
+        wh_note_id(ids, idsz, (const char *)sqlite3_column_text(s, 0));
+    }
+    if (step != SQLITE_DONE) {
+        rc = db_err(w, e, "mark abandoned runs");
+        goto out;
+    }
+    rc = exec(w, "RELEASE abandon_dead_runs", e);
+out:
+    sqlite3_finalize(s);
+    if (rc != 0) {
+        sqlite3_exec(w->db, "ROLLBACK TO abandon_dead_runs; RELEASE abandon_dead_runs", NULL, NULL,
+                     NULL);
+        *n = 0;
+        ids[0] = '\0';
     }
     return rc;
 }
@@ -859,6 +933,7 @@ const struct wh_ops wh_sqlite_ops = {
     .rollback = sq_rollback,
     .scan_raw = sq_scan_raw,
     .record_run = sq_record_run,
+    .abandon_dead_runs = sq_abandon_dead_runs,
     .close = sq_close,
     .holes = sq_holes,
     .ranges = sq_ranges,

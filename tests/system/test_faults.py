@@ -59,6 +59,14 @@ class CrashTest(PipelineTest):
         tr = self.query("SELECT %s FROM %s ORDER BY 1, 2, 4" % (T_COLS, TRANSFORMED), path=db)
         return raw, tr
 
+    def run_ids(self, db):
+        """The runs recorded as 'running' in db (none when it or its run table
+        is missing)."""
+        if not os.path.exists(db) or not self.query(
+                "SELECT 1 FROM sqlite_master WHERE name = 'dataops_runs'", path=db):
+            return []
+        return self.query("SELECT run_id FROM dataops_runs WHERE status = 'running'", path=db)
+
     def test_kill_at_every_failpoint_then_converge(self):
         clean = os.path.join(self.dir, "clean.db")
         r = self.go(clean)
@@ -76,9 +84,16 @@ class CrashTest(PipelineTest):
                 # and the transformed table never runs ahead of raw.
                 raw, tr = self.tables(db) if os.path.exists(db) else ([], [])
                 self.assertLessEqual(len(tr), len(raw))
+                killed = self.run_ids(db)
                 r = self.go(db)
                 self.assertEqual(r.code, 0, "%s: %r" % (fp, r))
                 self.assertEqual(self.tables(db), want, fp)
+                # The killed run's record (if it got that far) is marked, not 'running'.
+                for (run_id,) in killed:
+                    self.assertIn("marked 'abandoned': " + run_id, r.err)
+                    self.assertEqual(self.query("SELECT status FROM dataops_runs WHERE run_id ="
+                                                " '%s'" % run_id, path=db), [("abandoned",)])
+                self.assertEqual(self.run_ids(db), [])
                 # Orphans of the killed run are only .part files under .tmp/.
                 lake = db + ".lake"
                 for d, _, files in os.walk(lake):

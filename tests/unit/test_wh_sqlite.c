@@ -555,6 +555,127 @@ static void test_record_run(void **state)
     wh_close(w);
 }
 
+/* Two runs that died with status 'running' (one with a pair still
+ * pending) and one that ended: only the dead ones are marked. */
+static void test_abandon_dead_runs(void **state)
+{
+    struct fixture *f = *state;
+    struct wh *w = open_wh(f->db, &default_names);
+    struct run dead[2], ended, now;
+    struct err e;
+    err_clear(&e);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(run_init(&dead[i], 4), 0);
+        if (i == 0) {
+            run_add_pair(&dead[i], "BTCUSDT", interval_find("1m"));
+        }
+        assert_int_equal(w->ops->record_run(w, &dead[i], &e), 0);
+    }
+    assert_int_equal(run_init(&ended, 4), 0);
+    struct pair_stats *p = run_add_pair(&ended, "BTCUSDT", interval_find("1m"));
+    snprintf(p->status, sizeof(p->status), "ok");
+    snprintf(ended.status, sizeof(ended.status), "ok");
+    ended.ended_at = time_now_ms();
+    assert_int_equal(w->ops->record_run(w, &ended, &e), 0);
+    assert_int_equal(run_init(&now, 4), 0);
+    assert_int_equal(w->ops->record_run(w, &now, &e), 0);
+
+    int n = -1;
+    char ids[200];
+    if (w->ops->abandon_dead_runs(w, now.run_id, &n, ids, sizeof(ids), &e) != 0) {
+        fail_msg("abandon_dead_runs: %s", e.msg);
+    }
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(ids, dead[0].run_id));
+    assert_non_null(strstr(ids, dead[1].run_id));
+    char sql[300];
+    char txt[400];
+    for (int i = 0; i < 2; i++) {
+        snprintf(sql, sizeof(sql), "SELECT status || '|' || coalesce(exit_code, 'NULL') || '|'"
+                 " || error FROM dataops_runs WHERE run_id = '%s'", dead[i].run_id);
+        q_text(f->db, sql, txt, sizeof(txt));
+        char want[400];
+        snprintf(want, sizeof(want), "abandoned|NULL|no end was recorded: the process was"
+                 " killed, crashed or lost its host (found by run %s)", now.run_id);
+        assert_string_equal(txt, want);
+    }
+    snprintf(sql, sizeof(sql), "SELECT status FROM dataops_run_pairs WHERE run_id = '%s'",
+             dead[0].run_id);
+    q_text(f->db, sql, txt, sizeof(txt));
+    assert_string_equal(txt, "abandoned");
+    snprintf(sql, sizeof(sql), "SELECT status FROM dataops_runs WHERE run_id = '%s'",
+             ended.run_id);
+    q_text(f->db, sql, txt, sizeof(txt));
+    assert_string_equal(txt, "ok");
+    snprintf(sql, sizeof(sql), "SELECT status FROM dataops_runs WHERE run_id = '%s'",
+             now.run_id);
+    q_text(f->db, sql, txt, sizeof(txt));
+    assert_string_equal(txt, "running");
+
+    /* Nothing left to mark the second time. */
+    assert_int_equal(w->ops->abandon_dead_runs(w, now.run_id, &n, ids, sizeof(ids), &e), 0);
+    assert_int_equal(n, 0);
+    assert_string_equal(ids, "");
+    for (int i = 0; i < 2; i++) {
+        run_free(&dead[i]);
+    }
+    run_free(&ended);
+    run_free(&now);
+    wh_close(w);
+}
+
+/* A file made before dataops_runs had raw_table gets the column, and runs
+ * recorded without it are still marked (this file's lock covers them). */
+static void test_old_runs_table_gets_raw_table(void **state)
+{
+    struct fixture *f = *state;
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "CREATE TABLE dataops_runs (run_id TEXT PRIMARY KEY,"
+                                  " git_commit TEXT NOT NULL, version TEXT NOT NULL, hostname"
+                                  " TEXT, started_at TEXT NOT NULL, ended_at TEXT, status TEXT"
+                                  " NOT NULL, exit_code INTEGER, error TEXT); INSERT INTO"
+                                  " dataops_runs VALUES ('old', 'x', '0', NULL, '2024-01-01"
+                                  " 00:00:00.000', NULL, 'running', 0, NULL)", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    sqlite3_close(h);
+    struct wh *w = open_wh(f->db, &default_names);
+    struct run r;
+    assert_int_equal(run_init(&r, 4), 0);
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(w->ops->record_run(w, &r, &e), 0);
+    char sql[200];
+    char txt[200];
+    snprintf(sql, sizeof(sql), "SELECT raw_table FROM dataops_runs WHERE run_id = '%s'",
+             r.run_id);
+    q_text(f->db, sql, txt, sizeof(txt));
+    assert_string_equal(txt, default_names.raw_table);
+    int n = 0;
+    char ids[100];
+    assert_int_equal(w->ops->abandon_dead_runs(w, r.run_id, &n, ids, sizeof(ids), &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids, "old");
+    run_free(&r);
+    wh_close(w);
+}
+
+static void test_note_id(void **state)
+{
+    (void)state;
+    char out[20] = "";
+    wh_note_id(out, sizeof(out), "aaaa");
+    wh_note_id(out, sizeof(out), "bbbb");
+    assert_string_equal(out, "aaaa, bbbb");
+    wh_note_id(out, sizeof(out), "cccc");   /* 16 + 6 > 20: cut */
+    assert_string_equal(out, "aaaa, bbbb, ...");
+    wh_note_id(out, sizeof(out), "d");
+    assert_string_equal(out, "aaaa, bbbb, ...");
+    char tiny[5] = "";
+    wh_note_id(tiny, sizeof(tiny), "a-long-id");
+    assert_string_equal(tiny, "...");
+}
+
 static void test_lock(void **state)
 {
     struct fixture *f = *state;
@@ -761,6 +882,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bug_other_local_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bug_open_under_a_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abandon_dead_runs, setup, teardown),
+        cmocka_unit_test(test_note_id),
+        cmocka_unit_test_setup_teardown(test_old_runs_table_gets_raw_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
