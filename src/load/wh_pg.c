@@ -727,6 +727,7 @@ const struct wh_ops wh_pg_ops = {
     .rollback = pg_rollback,
     .scan_raw = pg_scan_raw,
     .record_run = pg_record_run,
+    .abandon_dead_runs = pg_abandon_dead_runs,
     .close = pg_close,
     .check = pg_check,
     .holes = pg_holes,

@@ -38,6 +38,7 @@ struct wh_pg {
     int want_lock;              /* lock() succeeded once: keep holding it */
     int locked;                 /* held on the current connection */
     int in_txn;
+    int runs_raw_table;         /* dataops_runs has its raw_table column */
     int copying;                /* enum pg_stage of the open COPY */
     int staged[2];              /* rows in the staging tables, not yet upserted */
     struct buf copy;            /* one page of COPY text, reused */
@@ -75,6 +76,8 @@ int pg_put_raw(struct wh *base, const char *symbol, const char *interval,
                const struct kline_batch *b, const char *updated_at, struct err *e);
 int pg_put_transformed(struct wh *base, const char *symbol, const char *interval,
                        const struct tkline_batch *b, struct err *e);
+int pg_abandon_dead_runs(struct wh *base, const char *run_id, int *n, char *ids, size_t idsz,
+                         struct err *e);
 int pg_put_quarantine(struct wh *base, const char *run_id, const char *stage,
                       const char *symbol, const char *interval, int64_t open_time,
                       const char *reason, const char *row_json, struct err *e);

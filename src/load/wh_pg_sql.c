@@ -223,7 +223,7 @@ static int schema_steps(struct wh_pg *w, struct err *e)
         "CREATE TABLE %s ("
         " run_id text PRIMARY KEY, git_commit text NOT NULL, version text NOT NULL,"
         " hostname text, started_at timestamptz(3) NOT NULL, ended_at timestamptz(3),"
-        " status text NOT NULL, exit_code integer, error text)", w->runs_q);
+        " status text NOT NULL, exit_code integer, error text, raw_table text)", w->runs_q);
     if (rc != 0) {
         return err_set(e, ERR_NOMEM, "out of memory");
     }
@@ -260,6 +260,41 @@ static int schema_steps(struct wh_pg *w, struct err *e)
     return create_missing(w, w->ranges_q, q->data, e);
 }
 
+/* dataops_runs names the raw table of each run (its run lock's scope)
+ * since runs that die are marked abandoned; tables made before get the
+ * column.  A role that may not ALTER the table (not its owner) runs on
+ * without it, and such runs then stay 'running'. */
+static int runs_raw_table_column(struct wh_pg *w, struct err *e)
+{
+    int there = 0;
+    if (exists(w, "SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = to_regclass($1)"
+               " AND attname = 'raw_table' AND NOT attisdropped", w->runs_q, &there, e) != 0) {
+        return e->code;
+    }
+    if (!there) {
+        buf_reset(&w->sql);
+        if (buf_printf(&w->sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS raw_table text",
+                       w->runs_q) != 0) {
+            return err_set(e, ERR_NOMEM, "out of memory");
+        }
+        struct err e2;
+        if (pg_exec(w, w->sql.data, "adding column raw_table", &e2) != 0) {
+            if (PQstatus(w->conn) != CONNECTION_OK) {
+                *e = e2;
+                return e->code;
+            }
+            log_warn("warehouse", "%s; runs that die stay 'running' in %s until its owner runs:"
+                     " %s", e2.msg, w->runs_q, w->sql.data);
+        }
+        else {
+            log_info("warehouse", "added column raw_table to %s", w->runs_q);
+            there = 1;
+        }
+    }
+    w->runs_raw_table = there;
+    return 0;
+}
+
 int pg_ensure_schema(struct wh *base, struct err *e)
 {
     struct wh_pg *w = (struct wh_pg *)base;
@@ -290,7 +325,7 @@ int pg_ensure_schema(struct wh *base, struct err *e)
         return err_set(e, ERR_WAREHOUSE, "transformed table %s has no column %s (was it "
                        "created with another DATAOPS_LOCAL_TIME_COLUMN?)", w->tr_q, w->local_q);
     }
-    return 0;
+    return runs_raw_table_column(w, e);
 }
 
 /* What ensure_schema and a run will need, checked without changing
@@ -661,18 +696,20 @@ static int record_steps(struct wh_pg *w, const struct run *r, struct err *e)
     snprintf(code, sizeof(code), "%d", r->exit_code);
     char *t1 = NULL, *t2 = NULL;
     const char *error = r->error[0] ? utf8_text(r->error, &t1) : NULL;
-    const char *v[9] = {r->run_id, r->git_commit, r->version, utf8_text(r->hostname, &t2),
-                        utc_or_null(r->started_at, started), utc_or_null(r->ended_at, ended),
-                        r->status, code, error};
+    const char *v[10] = {r->run_id, r->git_commit, r->version, utf8_text(r->hostname, &t2),
+                         utc_or_null(r->started_at, started), utc_or_null(r->ended_at, ended),
+                         r->status, code, error, w->raw_table};
+    int nv = w->runs_raw_table ? 10 : 9;
     buf_reset(&w->sql);
     int rc = buf_printf(&w->sql, "INSERT INTO %s (run_id, git_commit, version, hostname,"
-                        " started_at, ended_at, status, exit_code, error)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                        " started_at, ended_at, status, exit_code, error%s)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9%s)"
                         " ON CONFLICT (run_id) DO UPDATE SET ended_at = excluded.ended_at,"
                         " status = excluded.status, exit_code = excluded.exit_code,"
-                        " error = excluded.error", w->runs_q);
+                        " error = excluded.error", w->runs_q, nv == 10 ? ", raw_table" : "",
+                        nv == 10 ? ", $10" : "");
     rc = rc ? err_set(e, ERR_NOMEM, "out of memory")
-            : pg_params(w, w->sql.data, 9, v, "recording the run", NULL, e);
+            : pg_params(w, w->sql.data, nv, v, "recording the run", NULL, e);
     free(t1);
     free(t2);
     if (rc != 0) {
@@ -748,5 +785,43 @@ int pg_record_run(struct wh *base, const struct run *r, struct err *e)
         }
         return e->code;
     }
+    return 0;
+}
+
+/* The run lock is per (schema, raw table) while dataops_runs is per schema:
+ * only the runs of this raw table are known to be dead.  Runs recorded
+ * without a raw table (before the column) are left alone. */
+int pg_abandon_dead_runs(struct wh *base, const char *run_id, int *n, char *ids, size_t idsz,
+                         struct err *e)
+{
+    struct wh_pg *w = (struct wh_pg *)base;
+    *n = 0;
+    ids[0] = '\0';
+    if (!w->runs_raw_table) {
+        return 0;
+    }
+    if (pg_revive(w, 1, e) != 0) {
+        return e->code;
+    }
+    char error[200];
+    wh_abandoned_error(error, sizeof(error), run_id);
+    const char *v[3] = {run_id, w->raw_table, error};
+    buf_reset(&w->sql);
+    if (buf_printf(&w->sql, "WITH dead AS (UPDATE %s SET status = 'abandoned', exit_code = NULL,"
+                   " error = $3 WHERE status = 'running' AND run_id <> $1 AND raw_table = $2"
+                   " RETURNING run_id), pairs AS (UPDATE %s SET status = 'abandoned'"
+                   " WHERE status = 'pending' AND run_id IN (SELECT run_id FROM dead))"
+                   " SELECT run_id FROM dead ORDER BY run_id", w->runs_q, w->pairs_q) != 0) {
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    PGresult *res = NULL;
+    if (pg_params(w, w->sql.data, 3, v, "marking abandoned runs", &res, e) != 0) {
+        return e->code;
+    }
+    *n = PQntuples(res);
+    for (int i = 0; i < *n; i++) {
+        wh_note_id(ids, idsz, PQgetvalue(res, i, 0));
+    }
+    PQclear(res);
     return 0;
 }
