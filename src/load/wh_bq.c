@@ -77,6 +77,7 @@ static const struct wh_bq_col runs_cols[] = {
     {"run_id", "STRING"}, {"git_commit", "STRING"}, {"version", "STRING"},
     {"hostname", "STRING"}, {"started_at", "DATETIME"}, {"ended_at", "DATETIME"},
     {"status", "STRING"}, {"exit_code", "INT64"}, {"error", "STRING"},
+    {"raw_table", "STRING"},    /* added later: tables made before lack it */
 };
 const struct wh_bq_col wh_bq_pairs_cols[20] = {
     {"run_id", "STRING"}, {"symbol", "STRING"}, {"interval", "STRING"},
@@ -207,6 +208,66 @@ static int ensure_table(struct wh_bq *w, const char *ds, const char *name,
         if (rc == 0 && created) {
             log_info("bigquery", "created table %s", ref);
         }
+    }
+    cJSON_Delete(got);
+    return rc;
+}
+
+/*
+ * dataops_runs names each run's raw table, the scope of its lock, since runs
+ * that die are marked abandoned (wh_bq_abandon_dead_runs).  A table made
+ * before gets the column by tables.patch; without the right to patch, runs
+ * go on without it and those that die stay 'running'.
+ */
+static int ensure_runs_table(struct wh_bq *w, struct err *e)
+{
+    const char *ds = w->ds[WH_RAW];
+    const char *name = wh_bq_meta_name[MT_RUNS];
+    const size_t n = sizeof(runs_cols) / sizeof(runs_cols[0]);
+    cJSON *got = NULL;
+    int found = 0;
+    char ref[600];
+    bq_table_ref(&w->c, ds, name, ref, sizeof(ref));
+    if (bq_table_get(&w->c, ds, name, &got, &found, e) != 0) {
+        return e->code;
+    }
+    if (!found) {
+        w->runs_raw_table = 1;
+        return ensure_table(w, ds, name, runs_cols, n, NULL, 0, "pipeline-dataops: runs", e);
+    }
+    struct err missing;
+    int rc = check_columns(got, ref, runs_cols, n - 1, e);
+    if (rc == 0 && check_columns(got, ref, runs_cols + n - 1, 1, &missing) == 0) {
+        w->runs_raw_table = 1;
+    }
+    else if (rc == 0) {
+        cJSON *patch = cJSON_CreateObject();
+        cJSON *fields = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(got, "schema"), "fields"), 1);
+        cJSON *f = cJSON_CreateObject();
+        if (!patch || !fields || !f) {
+            cJSON_Delete(patch);
+            cJSON_Delete(fields);
+            cJSON_Delete(f);
+            cJSON_Delete(got);
+            return err_set(e, ERR_NOMEM, "out of memory");
+        }
+        cJSON_AddStringToObject(f, "name", "raw_table");
+        cJSON_AddStringToObject(f, "type", "STRING");
+        cJSON_AddStringToObject(f, "mode", "NULLABLE");
+        cJSON_AddItemToArray(fields, f);
+        cJSON_AddItemToObject(cJSON_AddObjectToObject(patch, "schema"), "fields", fields);
+        struct err e2;
+        err_clear(&e2);
+        if (bq_table_patch(&w->c, ds, name, patch, &e2) != 0) {
+            log_warn("bigquery", "cannot add column raw_table to %s: %s; runs that die stay "
+                     "'running' there until it is added", ref, e2.msg);
+        }
+        else {
+            log_info("bigquery", "added column raw_table to %s", ref);
+            w->runs_raw_table = 1;
+        }
+        cJSON_Delete(patch);
     }
     cJSON_Delete(got);
     return rc;
@@ -462,8 +523,7 @@ static int bq_ensure_schema(struct wh *base, struct err *e)
     }
     if (ensure_table(w, w->ds[WH_RAW], wh_bq_meta_name[MT_QUARANTINE], wh_bq_quarantine_cols, 8,
                      "created_at", 1, "pipeline-dataops: rows that failed validation", e) ||
-        ensure_table(w, w->ds[WH_RAW], wh_bq_meta_name[MT_RUNS], runs_cols, 9, NULL, 0,
-                     "pipeline-dataops: runs", e) ||
+        ensure_runs_table(w, e) ||
         ensure_table(w, w->ds[WH_RAW], wh_bq_meta_name[MT_PAIRS], wh_bq_pairs_cols, 20, NULL, 0,
                      "pipeline-dataops: per (symbol, interval) figures of each run", e)) {
         return e->code;
@@ -779,5 +839,6 @@ const struct wh_ops wh_bq_ops = {
     .rollback = wh_bq_rollback,
     .scan_raw = bq_scan_raw,
     .record_run = wh_bq_record_run,
+    .abandon_dead_runs = wh_bq_abandon_dead_runs,
     .close = bq_close,
 };

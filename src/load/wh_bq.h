@@ -100,6 +100,10 @@ int bq_table_get(struct bq *c, const char *dataset, const char *table, cJSON **o
  * exists (409) is success with *created = 0. */
 int bq_table_insert(struct bq *c, const char *dataset, const cJSON *table, int *created,
                     struct err *e);
+/* tables.patch: the fields of patch replace the table's (a schema must keep
+ * every existing column; new columns are NULLABLE). */
+int bq_table_patch(struct bq *c, const char *dataset, const char *table, const cJSON *patch,
+                   struct err *e);
 /* tables.delete, best effort: failures are logged, never returned. */
 void bq_table_delete(struct bq *c, const char *dataset, const char *table);
 
@@ -171,6 +175,7 @@ struct wh_bq {
     char run_id[37];
     char holder[160];
     int locked;
+    int runs_raw_table;         /* dataops_runs has its raw_table column */
     int64_t renewed_ms;
     unsigned seq;               /* batches committed or tried */
     unsigned jobs;              /* lock jobs */
@@ -208,6 +213,8 @@ int wh_bq_lock_renew(struct wh_bq *w, struct err *e);
 const char *wh_bq_job_prefix(const struct wh_bq *w);
 
 /* wh_bq_load.c: the end of a batch, and the run records. */
+int wh_bq_abandon_dead_runs(struct wh *base, const char *run_id, int *n, char *ids, size_t idsz,
+                            struct err *e);
 int wh_bq_commit(struct wh *base, const char *lake_uri, struct err *e);
 void wh_bq_rollback(struct wh *base);
 int wh_bq_record_run(struct wh *base, const struct run *r, struct err *e);

@@ -393,6 +393,22 @@ int bq_table_insert(struct bq *c, const char *dataset, const cJSON *table, int *
     return 0;
 }
 
+int bq_table_patch(struct bq *c, const char *dataset, const char *table, const cJSON *patch,
+                   struct err *e)
+{
+    struct buf u;
+    buf_init(&u, 0);
+    cJSON *got = NULL;
+    bq_url(c, &u, 0, "datasets", dataset, "tables", table);
+    int rc = call_json(c, "PATCH", u.data, patch, NULL, &got, NULL, e);
+    buf_free(&u);
+    cJSON_Delete(got);
+    if (rc != 0) {
+        bq_hint(c, e, "roles/bigquery.dataEditor on the dataset");
+    }
+    return rc;
+}
+
 void bq_table_delete(struct bq *c, const char *dataset, const char *table)
 {
     static const long ok404[] = {404, 0};

@@ -362,17 +362,19 @@ int wh_bq_record_run(struct wh *base, const struct run *r, struct err *e)
             goto out;
         }
     }
+    const int with_raw = w->runs_raw_table;
     rc = buf_printf(&sql, "BEGIN TRANSACTION;\nMERGE %s T USING (SELECT @run_id AS `run_id`, "
                     "@git_commit AS `git_commit`, @version AS `version`, @hostname AS "
                     "`hostname`, @started_at AS `started_at`, @ended_at AS `ended_at`, @status "
-                    "AS `status`, @exit_code AS `exit_code`, @error AS `error`) S ON T.`run_id` "
+                    "AS `status`, @exit_code AS `exit_code`, @error AS `error`%s) S ON T.`run_id` "
                     "= S.`run_id`\nWHEN MATCHED THEN UPDATE SET `ended_at` = S.`ended_at`, "
                     "`status` = S.`status`, `exit_code` = S.`exit_code`, `error` = S.`error`\n"
                     "WHEN NOT MATCHED THEN INSERT (`run_id`, `git_commit`, `version`, "
-                    "`hostname`, `started_at`, `ended_at`, `status`, `exit_code`, `error`) "
+                    "`hostname`, `started_at`, `ended_at`, `status`, `exit_code`, `error`%s) "
                     "VALUES (S.`run_id`, S.`git_commit`, S.`version`, S.`hostname`, "
-                    "S.`started_at`, S.`ended_at`, S.`status`, S.`exit_code`, S.`error`);\n",
-                    w->meta_ref[MT_RUNS]);
+                    "S.`started_at`, S.`ended_at`, S.`status`, S.`exit_code`, S.`error`%s);\n",
+                    w->meta_ref[MT_RUNS], with_raw ? ", @raw_table AS `raw_table`" : "",
+                    with_raw ? ", `raw_table`" : "", with_raw ? ", S.`raw_table`" : "");
     if (r->npairs > 0) {
         rc |= buf_printf(&sql, "DELETE FROM %s WHERE `run_id` = @run_id;\n",
                          w->meta_ref[MT_PAIRS]);
@@ -401,14 +403,79 @@ int wh_bq_record_run(struct wh *base, const struct run *r, struct err *e)
         {"status", "STRING", r->status},
         {"exit_code", "INT64", code},
         {"error", "STRING", r->error[0] ? r->error : NULL},
+        {"raw_table", "STRING", w->table[WH_RAW]},
     };
     snprintf(job, sizeof(job), "dataops_%s_record_%u", r->run_id, k);
-    rc = bq_query_job(&w->c, job, sql.data, p, 9, NULL, e);
+    rc = bq_query_job(&w->c, job, sql.data, p, with_raw ? 10 : 9, NULL, e);
 out:
     if (stg[0]) {
         bq_table_delete(&w->c, w->ds[WH_RAW], stg);
     }
     wh_bq_spool_close(&pairs);
     buf_free(&sql);
+    return rc;
+}
+
+/* The lock is a lease per raw table while dataops_runs is per raw dataset:
+ * only the runs of this raw table are known to be dead.  Runs recorded
+ * without a raw table (before the column) are left alone.  The lease
+ * makes the set stable between the SELECT and the UPDATE; a run that
+ * stalled past its lease and still records its end overwrites the mark. */
+int wh_bq_abandon_dead_runs(struct wh *base, const char *run_id, int *n, char *ids, size_t idsz,
+                            struct err *e)
+{
+    struct wh_bq *w = (struct wh_bq *)base;
+    *n = 0;
+    ids[0] = '\0';
+    if (!w->runs_raw_table) {
+        return 0;
+    }
+    char error[200];
+    wh_abandoned_error(error, sizeof(error), run_id);
+    struct bq_param p[] = {
+        {"run_id", "STRING", run_id},
+        {"raw_table", "STRING", w->table[WH_RAW]},
+        {"error", "STRING", error},
+    };
+    char dead[300];
+    snprintf(dead, sizeof(dead), "`status` = 'running' AND `raw_table` = @raw_table AND"
+             " `run_id` <> @run_id");
+    struct buf sql;
+    buf_init(&sql, 0);
+    if (buf_printf(&sql, "SELECT `run_id` FROM %s WHERE %s ORDER BY `run_id`",
+                   w->meta_ref[MT_RUNS], dead) != 0) {
+        buf_free(&sql);
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    struct bq_rows r;
+    int rc = bq_query_rows(&w->c, sql.data, p, 2, 1000, &r, e);
+    while (rc == 0 && r.rows) {
+        const cJSON *row;
+        cJSON_ArrayForEach(row, r.rows) {
+            const char *id = bq_cell(row, 0);
+            (*n)++;
+            wh_note_id(ids, idsz, id ? id : "?");
+        }
+        rc = bq_rows_next(&w->c, &r, 1000, e);
+    }
+    bq_rows_free(&r);
+    if (rc == 0 && *n > 0) {
+        buf_reset(&sql);
+        rc = buf_printf(&sql, "BEGIN TRANSACTION;\nUPDATE %s SET `status` = 'abandoned'"
+                        " WHERE `status` = 'pending' AND `run_id` IN (SELECT `run_id` FROM %s"
+                        " WHERE %s);\nUPDATE %s SET `status` = 'abandoned', `exit_code` = NULL,"
+                        " `error` = @error WHERE %s;\nCOMMIT TRANSACTION;\n",
+                        w->meta_ref[MT_PAIRS], w->meta_ref[MT_RUNS], dead, w->meta_ref[MT_RUNS],
+                        dead);
+        char job[300];
+        snprintf(job, sizeof(job), "dataops_%s_abandon", run_id);
+        rc = rc ? err_set(e, ERR_NOMEM, "out of memory")
+                : bq_query_job(&w->c, job, sql.data, p, 3, NULL, e);
+    }
+    buf_free(&sql);
+    if (rc != 0) {
+        *n = 0;
+        ids[0] = '\0';
+    }
     return rc;
 }

@@ -313,8 +313,9 @@ class Engine:
             if exp and int(exp) <= now_ms:
                 self.drop_table(key)
 
-    def create_table(self, key, resource):
-        fields = resource.get("schema", {}).get("fields") or []
+    @staticmethod
+    def check_fields(key, fields):
+        """The lower-cased names of a valid schema's fields."""
         if not fields:
             raise BQError("invalid", "Table %s:%s.%s has no schema" % key)
         names = set()
@@ -332,6 +333,11 @@ class Engine:
             if mode not in ("NULLABLE", "REQUIRED"):
                 raise BQError("invalid", "Field %s: mode %s is not supported by the fake" %
                               (f["name"], mode))
+        return names
+
+    def create_table(self, key, resource):
+        fields = resource.get("schema", {}).get("fields") or []
+        names = self.check_fields(key, fields)
         tp = resource.get("timePartitioning")
         if tp:
             pf = tp.get("field")
@@ -349,6 +355,40 @@ class Engine:
         cols = ", ".join('"%s"' % f["name"] for f in fields)
         self.con.execute("CREATE TABLE %s (%s)" % (self.sql_name(key), cols))
         self.tables[key] = resource
+
+    def patch_table(self, key, patch):
+        """tables.patch: the fields given replace the table's.  A new schema
+        must keep every column with its type and mode; columns it adds must
+        be NULLABLE (BigQuery's rules for a schema update)."""
+        t = self.tables[key]
+        if "schema" in patch:
+            old = {f["name"].lower(): f for f in t["schema"]["fields"]}
+            new = (patch["schema"] or {}).get("fields") or []
+            ref = "%s:%s.%s" % key
+            by_name = {f.get("name", "").lower(): f for f in new}
+            for name, f in old.items():
+                g = by_name.get(name)
+                if g is None:
+                    raise BQError("invalid", "Provided Schema does not match Table %s. Field %s"
+                                  " is missing in new schema" % (ref, f["name"]))
+                if TYPES.get(str(g.get("type", "")).upper()) != TYPES[f["type"].upper()]:
+                    raise BQError("invalid", "Provided Schema does not match Table %s. Field %s"
+                                  " has changed type from %s to %s" % (ref, f["name"],
+                                                                       f["type"], g.get("type")))
+            added = [f for f in new if f.get("name", "").lower() not in old]
+            for f in added:
+                if str(f.get("mode", "NULLABLE")).upper() != "NULLABLE":
+                    raise BQError("invalid", "Provided Schema does not match Table %s. Cannot"
+                                  " add required fields to an existing schema. (field: %s)"
+                                  % (ref, f.get("name")))
+            self.check_fields(key, new)
+            for f in added:
+                self.con.execute('ALTER TABLE %s ADD COLUMN "%s"' % (self.sql_name(key),
+                                                                      f["name"]))
+        for field, value in patch.items():
+            if field not in ("tableReference", "id", "kind", "type", "creationTime"):
+                t[field] = value
+        return t
 
     def drop_table(self, key):
         self.con.execute("DROP TABLE IF EXISTS %s" % self.sql_name(key))

@@ -556,6 +556,10 @@ class FakeBigQuery(InProcessServer):
                         if cmd == "DELETE":
                             e.drop_table(key)
                             return self._send(204)
+                        if cmd == "PATCH":
+                            t = dict(e.patch_table(key, self._json_body(body)))
+                            t["numRows"] = str(e.num_rows(key))
+                            return self._send(200, t)
                 raise BQError("notFound", "Not found: %s %s" % (cmd, "/".join(rest)))
 
             def _insert_table(self, project, ds, t):

@@ -259,6 +259,32 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(st, 200)
         self.assertEqual(self.call("GET", "/datasets/d/tables/gone")[0], 404)
 
+    def test_table_patch_adds_nullable_columns_only(self):
+        self.make_table()
+        q = {"query": "INSERT INTO d.t (k) VALUES (1)", "useLegacySql": False, "location": "EU"}
+        self.call("POST", "/queries", q)
+        k = {"name": "k", "type": "INT64"}
+        st, body = self.call("PATCH", "/datasets/d/tables/t", {"schema": {"fields": [
+            {"name": "v", "type": "STRING"}]}})
+        self.assertEqual(st, 400)
+        self.assertIn("Field k is missing in new schema", body["error"]["message"])
+        st, body = self.call("PATCH", "/datasets/d/tables/t", {"schema": {"fields": [
+            k, {"name": "v", "type": "STRING", "mode": "REQUIRED"}]}})
+        self.assertEqual(st, 400)
+        self.assertIn("Cannot add required fields", body["error"]["message"])
+        st, body = self.call("PATCH", "/datasets/d/tables/t", {"schema": {"fields": [
+            {"name": "k", "type": "STRING"}]}})
+        self.assertEqual(st, 400)
+        self.assertIn("Field k has changed type", body["error"]["message"])
+        st, t = self.call("PATCH", "/datasets/d/tables/t", {"schema": {"fields": [
+            k, {"name": "v", "type": "STRING"}]}, "description": "patched"})
+        self.assertEqual(st, 200)
+        self.assertEqual(([f["name"] for f in t["schema"]["fields"]], t["description"],
+                          t["numRows"]), (["k", "v"], "patched", "1"))
+        self.call("POST", "/queries", dict(q, query="UPDATE d.t SET v = 'x' WHERE k = 1"))
+        st, page = self.call("POST", "/queries", dict(q, query="SELECT k, v FROM d.t"))
+        self.assertEqual([c["v"] for c in page["rows"][0]["f"]], ["1", "x"])
+
 
 def ensure_node_modules():
     """tests/gcp-bq/node_modules, installed from the lock file when missing."""

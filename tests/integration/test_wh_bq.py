@@ -293,5 +293,49 @@ class LockTest(BQTest):
         self.assertEqual((lock[1], lock[4]), ("", 0))   # released at the end
 
 
+class AbandonedRunTest(BQTest):
+    """Runs that died say 'running' until the next run of the same raw table
+    marks them; a run table made before the raw_table column gets it."""
+
+    RUN_COLS = (("run_id", "STRING"), ("git_commit", "STRING"), ("version", "STRING"),
+                ("hostname", "STRING"), ("started_at", "DATETIME"), ("ended_at", "DATETIME"),
+                ("status", "STRING"), ("exit_code", "INT64"), ("error", "STRING"))
+
+    def runs(self):
+        return {r[0]: r for r in self.bq.rows(DS, "dataops_runs")}
+
+    def test_old_run_table_gets_the_column_and_dead_runs_are_marked(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=NOW)
+        e = self.bq.engine
+        e.datasets[("test-project", DS)] = {"location": "US"}
+        e.create_table(("test-project", DS, "dataops_runs"), {"schema": {"fields": [
+            {"name": n, "type": t} for n, t in self.RUN_COLS]}})
+        e.con.execute('INSERT INTO "test-project.%s.dataops_runs" (run_id, git_commit, version,'
+                      ' status) VALUES (\'legacy\', \'x\', \'0\', \'running\')' % DS)
+        args = ("run", "--intervals", "15m", "--start", "2023-03-26")
+        r = self.run_bq(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn("added column raw_table to `test-project.%s.dataops_runs`" % DS, r.err)
+        self.assertEqual(e.tables[("test-project", DS, "dataops_runs")]["schema"]["fields"][-1],
+                         {"name": "raw_table", "type": "STRING", "mode": "NULLABLE"})
+        runs = self.runs()
+        self.assertEqual(runs["legacy"][6], "running")   # whose lock covered it is unknown
+        first = [k for k in runs if k != "legacy"][0]
+        self.assertEqual((runs[first][6], runs[first][9]), ("ok", RAW))
+        # Two runs that died: one of this raw table, one of another.
+        for run_id, raw in (("dead", RAW), ("other", "other_raw")):
+            e.con.execute('INSERT INTO "test-project.%s.dataops_runs" (run_id, git_commit,'
+                          ' version, status, raw_table) VALUES (?, \'x\', \'0\', \'running\','
+                          ' ?)' % DS, (run_id, raw))
+        r = self.run_bq(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn("1 earlier run(s) ended without recording it (killed, crashed or lost "
+                      "with their host), marked 'abandoned': dead", r.err)
+        runs = self.runs()
+        self.assertEqual(runs["dead"][6:8], ("abandoned", None))
+        self.assertIn("no end was recorded", runs["dead"][8])
+        self.assertEqual((runs["other"][6], runs["legacy"][6]), ("running", "running"))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
