@@ -1,10 +1,12 @@
 /*
- * log.c - see log.h.  Single-threaded by design: the pipeline runs its
- * stages in one thread (concurrency lives inside libcurl's multi interface),
- * so no lock is taken here.
+ * log.c - see log.h.  The pipeline logs from its main thread, but the
+ * warehouse's loader thread (load/wh_async.c) runs backend code that may
+ * log too: one mutex keeps the secrets list, the capture buffer and each
+ * line whole.
  */
 #include "util/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,8 @@ static struct {
     struct buf *capture;
 } L = {LOG_INFO, 0, "", {0}, 0, NULL};
 
+static pthread_mutex_t L_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
 void log_init(enum log_format fmt, enum log_level level)
@@ -48,37 +52,44 @@ int log_enabled(enum log_level level)
 
 void log_set_run_id(const char *run_id)
 {
+    pthread_mutex_lock(&L_mu);
     snprintf(L.run_id, sizeof(L.run_id), "%s", run_id ? run_id : "");
+    pthread_mutex_unlock(&L_mu);
 }
 
 void log_add_secret(const char *secret)
 {
-    if (!secret || strlen(secret) < 4 || L.nsecrets == MAX_SECRETS) {
+    if (!secret || strlen(secret) < 4) {
         return;
     }
-    for (int i = 0; i < L.nsecrets; i++) {
-        if (strcmp(L.secrets[i], secret) == 0) {
-            return;
-        }
+    pthread_mutex_lock(&L_mu);
+    int known = L.nsecrets == MAX_SECRETS;
+    for (int i = 0; i < L.nsecrets && !known; i++) {
+        known = strcmp(L.secrets[i], secret) == 0;
     }
-    char *copy = strdup(secret);
+    char *copy = known ? NULL : strdup(secret);
     if (copy) {
         L.secrets[L.nsecrets++] = copy;
     }
+    pthread_mutex_unlock(&L_mu);
 }
 
 void log_capture(struct buf *b)
 {
+    pthread_mutex_lock(&L_mu);
     L.capture = b;
+    pthread_mutex_unlock(&L_mu);
 }
 
 void log_shutdown(void)
 {
+    pthread_mutex_lock(&L_mu);
     for (int i = 0; i < L.nsecrets; i++) {
         free(L.secrets[i]);
     }
     L.nsecrets = 0;
     L.capture = NULL;
+    pthread_mutex_unlock(&L_mu);
 }
 
 int log_format_parse(const char *s)
@@ -126,6 +137,7 @@ void log_write(enum log_level level, const char *comp, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&L_mu);
     mask_secrets(msg);
 
     char ts[32];
@@ -156,5 +168,6 @@ void log_write(enum log_level level, const char *comp, const char *fmt, ...)
             buf_append(L.capture, line.data, line.len);
         }
     }
+    pthread_mutex_unlock(&L_mu);
     buf_free(&line);
 }

@@ -9,6 +9,8 @@
  * server count, pause); the shared libcurl callbacks (header split and
  * status line, the body sink's cap); object content types.
  */
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 
 #include "extract/ratelimit.h"
 #include "load/lake.h"
@@ -462,6 +465,65 @@ static void test_curl_callbacks(void **state)
     buf_free(&b);
 }
 
+#define LOG_THREAD_LINES 5000
+
+static void *log_lines(void *arg)
+{
+    for (int i = 0; i < LOG_THREAD_LINES; i++) {
+        log_info((const char *)arg, "line %d holds the secret s3cr3t-value", i);
+    }
+    return NULL;
+}
+
+/* The loader thread may log while the main thread does: every line stays
+ * whole, masked, and captured once. */
+static void test_log_from_two_threads(void **state)
+{
+    (void)state;
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int devnull = open("/dev/null", O_WRONLY);
+    assert_true(saved >= 0 && devnull >= 0);
+    dup2(devnull, STDERR_FILENO);
+    close(devnull);
+    log_init(LOG_FORMAT_JSON, LOG_INFO);
+    log_add_secret("s3cr3t-value");
+    struct buf cap;
+    buf_init(&cap, 0);
+    log_capture(&cap);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, log_lines, "loader"), 0);
+    log_lines("main");
+    pthread_join(t, NULL);
+    log_capture(NULL);
+    log_shutdown();
+    log_init(LOG_FORMAT_TEXT, LOG_OFF);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+
+    int lines = 0;
+    int per[2] = {0, 0};
+    for (char *p = cap.data, *nl; p && *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        cJSON *o = cJSON_Parse(p);
+        assert_non_null(o);
+        const char *comp = cJSON_GetStringValue(cJSON_GetObjectItem(o, "comp"));
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(o, "msg"));
+        assert_non_null(comp);
+        assert_non_null(strstr(msg, "holds the secret ****"));
+        per[strcmp(comp, "main") == 0]++;
+        cJSON_Delete(o);
+        lines++;
+    }
+    assert_int_equal(lines, 2 * LOG_THREAD_LINES);
+    assert_int_equal(per[0], LOG_THREAD_LINES);
+    assert_int_equal(per[1], LOG_THREAD_LINES);
+    buf_free(&cap);
+}
+
 static void test_lake_content_type(void **state)
 {
     (void)state;
@@ -479,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_err_tables),
         cmocka_unit_test(test_curl_callbacks),
         cmocka_unit_test(test_lake_content_type),
+        cmocka_unit_test(test_log_from_two_threads),
         cmocka_unit_test(test_err_messages),
         cmocka_unit_test(test_buf_limits),
         cmocka_unit_test(test_bug_buf_reserve_overflow_unlimited),
