@@ -383,8 +383,8 @@ class Engine:
                                   % (ref, f.get("name")))
             self.check_fields(key, new)
             for f in added:
-                self.con.execute('ALTER TABLE %s ADD COLUMN "%s"' % (self.sql_name(key),
-                                                                      f["name"]))
+                self.con.execute('ALTER TABLE %s ADD COLUMN "%s"'
+                                 % (self.sql_name(key), f["name"]))
         for field, value in patch.items():
             if field not in ("tableReference", "id", "kind", "type", "creationTime"):
                 t[field] = value

@@ -432,7 +432,6 @@ class CrashTest(PgTest):
                                                            killed)), [("abandoned", "-1")])
 
 
-
 class AbandonedRunTest(PgTest):
     """A SIGKILLed run leaves its record 'running'.  The run lock is per (schema,
     raw table) while dataops_runs is per schema, so only the next run on the
