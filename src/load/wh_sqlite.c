@@ -40,6 +40,8 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#define BUSY_TIMEOUT_MS 10000
+
 enum stmt_id {
     ST_UPSERT_RAW,
     ST_UPSERT_T,
@@ -89,6 +91,31 @@ static int exec(struct wh_sqlite *w, const char *sql, struct err *e)
         return ERR_WAREHOUSE;
     }
     return 0;
+}
+
+/*
+ * The connection's settings, then the schema: the first access, which
+ * notices a file that is not a database at all.  When another process
+ * opens or creates the file at the same moment (two runs started
+ * together; one of them switches the new file to WAL), SQLite may answer
+ * SQLITE_BUSY without calling the busy handler, because waiting could
+ * deadlock: the statements are then tried again, for as long as the busy
+ * timeout.
+ */
+static int first_access(struct wh_sqlite *w, struct err *e)
+{
+    const char *sql = "PRAGMA page_size=65536; PRAGMA journal_mode=WAL; "
+                      "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF; "
+                      "PRAGMA cache_size=-16384; SELECT count(*) FROM sqlite_master;";
+    int64_t deadline = time_monotonic_ms() + BUSY_TIMEOUT_MS;
+    for (;;) {
+        int rc = exec(w, sql, e);
+        if (rc == 0 || (sqlite3_errcode(w->db) & 0xff) != SQLITE_BUSY ||
+            time_monotonic_ms() >= deadline) {
+            return rc;
+        }
+        usleep(20000);
+    }
 }
 
 static void sq_close(struct wh *base)
@@ -158,14 +185,9 @@ static int sq_open(const char *url, const struct wh_names *names, struct wh **ou
         sq_close(&w->base);
         return rc;
     }
-    sqlite3_busy_timeout(w->db, 10000);
+    sqlite3_busy_timeout(w->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(w->db, 1);
-    /* Reading the schema is the first access that notices a file that is
-     * not a database at all. */
-    if (exec(w, "PRAGMA page_size=65536; PRAGMA journal_mode=WAL; "
-                "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF; "
-                "PRAGMA cache_size=-16384;", e) != 0 ||
-        exec(w, "SELECT count(*) FROM sqlite_master", e) != 0) {
+    if (first_access(w, e) != 0) {
         char msg[sizeof(e->msg)];
         snprintf(msg, sizeof(msg), "%s", e->msg);
         sq_close(&w->base);
@@ -599,7 +621,7 @@ static int open_scan(struct wh_sqlite *w, struct err *e)
         w->rdb = NULL;
         return rc;
     }
-    sqlite3_busy_timeout(w->rdb, 10000);
+    sqlite3_busy_timeout(w->rdb, BUSY_TIMEOUT_MS);
     char *sql = sqlite3_mprintf("SELECT open_time, \"open\", high, low, \"close\", volume,"
                                 " close_time, quote_asset_volume, number_of_trades,"
                                 " taker_buy_base_asset_volume, taker_buy_quote_asset_volume,"

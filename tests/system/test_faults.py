@@ -160,11 +160,10 @@ class LockTest(PipelineTest):
         args = [BIN, "run", "--symbols", "ETHUSDT", "--start", str(START)]
         procs = [subprocess.Popen(args, cwd=self.dir, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE) for _ in range(2)]
-        codes = [p.wait(120) for p in procs]
-        for p in procs:
-            p.stdout.close()
-            p.stderr.close()
-        self.assertEqual(codes, [0, 0])
+        outs = [p.communicate(timeout=120) for p in procs]
+        codes = [p.returncode for p in procs]
+        self.assertEqual(codes, [0, 0], "\n".join(err.decode(errors="replace")[-3000:]
+                                                   for _, err in outs))
         self.assertEqual(self.count(RAW), 5000)
         self.assertEqual(self.count(TRANSFORMED), 5000)
 
