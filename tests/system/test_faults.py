@@ -162,8 +162,8 @@ class LockTest(PipelineTest):
                                   stderr=subprocess.PIPE) for _ in range(2)]
         outs = [p.communicate(timeout=120) for p in procs]
         codes = [p.returncode for p in procs]
-        self.assertEqual(codes, [0, 0], "\n".join(err.decode(errors="replace")[-3000:]
-                                                   for _, err in outs))
+        stderr = "\n".join(err.decode(errors="replace")[-3000:] for _, err in outs)
+        self.assertEqual(codes, [0, 0], stderr)
         self.assertEqual(self.count(RAW), 5000)
         self.assertEqual(self.count(TRANSFORMED), 5000)
 
