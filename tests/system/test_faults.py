@@ -158,11 +158,16 @@ class LockTest(PipelineTest):
                        now=START + 5000 * 60000)
         env = self.env(BINANCE_BASE_URL=fx.url, DATAOPS_LOCK_TIMEOUT="120")
         args = [BIN, "run", "--symbols", "ETHUSDT", "--start", str(START)]
-        procs = [subprocess.Popen(args, cwd=self.dir, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE) for _ in range(2)]
-        outs = [p.communicate(timeout=120) for p in procs]
-        codes = [p.returncode for p in procs]
-        stderr = "\n".join(err.decode(errors="replace")[-3000:] for _, err in outs)
+        # Files, not pipes: a full pipe would stall the run that holds the lock.
+        errs = [open(os.path.join(self.dir, "run%d.err" % i), "w+") for i in range(2)]
+        procs = [subprocess.Popen(args, cwd=self.dir, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=err) for err in errs]
+        codes = [p.wait(120) for p in procs]
+        stderr = ""
+        for err in errs:
+            err.seek(0)
+            stderr += err.read()[-3000:] + "\n"
+            err.close()
         self.assertEqual(codes, [0, 0], stderr)
         self.assertEqual(self.count(RAW), 5000)
         self.assertEqual(self.count(TRANSFORMED), 5000)
