@@ -2,7 +2,7 @@
 # make demo: the whole pipeline, offline, on the embedded default.
 #
 # Starts the project's loopback fake exchange (tests/fakes/fake_binance.py)
-# serving real Binance BTCUSDT data bundled in tests/data (a week of 15m
+# serving real Binance BTCUSDT data bundled in tests/samples (a week of 15m
 # candles with the 2023-03-24 outage, a month of 1h, two years of 1d), runs
 # `dataops run` against it into demo/out (a local lake + SQLite), prints
 # what landed, and stops the fake.  Run it twice: the second run finds
@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-build/dataops}
 case "$bin" in /*) ;; *) bin=$(pwd)/$bin ;; esac
 out=${DEMO_DIR:-$root/demo/out}
-data=$root/tests/data/binance/finom-static-klines/BTCUSDT
+data=$root/tests/samples/binance/finom-static-klines/BTCUSDT
 mkdir -p "$out"
 port_file=$out/fake.port
 rm -f "$port_file"

@@ -50,7 +50,7 @@ fi
 stamp=$(date -u +%Y%m%d%H%M%S)_$$
 dataset=dataops_e2e_$stamp
 work=$(mktemp -d "${TMPDIR:-/tmp}/dataops-e2e.XXXXXX")
-week=$root/tests/data/binance/finom-static-klines/BTCUSDT/15m/2023-03-20.json
+week=$root/tests/samples/binance/finom-static-klines/BTCUSDT/15m/2023-03-20.json
 port_file=$work/fake.port
 python3 "$root/tests/fakes/fake_binance.py" --port 0 --port-file "$port_file" \
     --data "BTCUSDT:15m:$week" --now 1679875200000 >/dev/null &

@@ -9,7 +9,7 @@ case "$bin" in /*) ;; *) bin=$(pwd)/$bin ;; esac
 work=$(mktemp -d)
 trap 'kill "$fake" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 python3 "$root/tests/fakes/fake_binance.py" --port 0 --port-file "$work/port" \
-    --data "BTCUSDT:15m:$root/tests/data/binance/finom-static-klines/BTCUSDT/15m/2023-03-20.json" \
+    --data "BTCUSDT:15m:$root/tests/samples/binance/finom-static-klines/BTCUSDT/15m/2023-03-20.json" \
     --synth ETHUSDT:1m:1577836800000:3000 --now 1679961600000 >/dev/null &
 fake=$!
 i=0

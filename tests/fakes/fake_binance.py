@@ -23,7 +23,7 @@ then exits 0 (and removes the port file).
 Example::
 
     fake_binance.py --port-file /tmp/fb.port \\
-        --data BTCUSDT:1h:tests/data/binance/finom-static-klines/BTCUSDT/1h/2022-01-01.json \\
+        --data BTCUSDT:1h:tests/samples/binance/finom-static-klines/BTCUSDT/1h/2022-01-01.json \\
         --synth ETHUSDT:1m:1577836800000:5000000 --now 1643671800000
 
 Data

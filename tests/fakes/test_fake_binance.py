@@ -29,10 +29,10 @@ from urllib.parse import urlencode
 
 HERE = Path(__file__).resolve().parent
 FAKE = HERE / "fake_binance.py"
-DATA = HERE.parent / "data" / "binance"
+DATA = HERE.parent / "samples" / "binance"
 H1_JSON = DATA / "finom-static-klines" / "BTCUSDT" / "1h" / "2022-01-01.json"
 H1_CSV = DATA / "batmayacagiz" / "BTCUSDT-1h-2022-01.csv"
-M5_RAW = DATA / "patten-trainer" / "data" / "BTCUSDT_5m.json"
+M5_RAW = DATA / "patten-trainer" / "BTCUSDT_5m.json"
 
 MINUTE = 60_000
 HOUR = 3_600_000

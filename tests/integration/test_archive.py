@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The data.binance.vision archive as a source (--source archive, --source
 auto), against a loopback fake of the archive that serves zips and
-.CHECKSUM files built here from the real data in tests/data/binance: with
+.CHECKSUM files built here from the real data in tests/samples/binance: with
 and without header rows, CRLF and LF, microsecond timestamps, a wrong
 checksum, a missing month, a truncated zip and a zip whose CRC-32 does not
 match (with a checksum that does).  No row of a refused file may ever reach

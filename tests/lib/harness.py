@@ -22,14 +22,14 @@ from decimal import Decimal
 SRC = os.environ.get("DATAOPS_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("DATAOPS_BIN") or os.path.join(SRC, "build", "dataops")
-DATA = os.path.join(SRC, "tests", "data", "binance")
+DATA = os.path.join(SRC, "tests", "samples", "binance")
 FAKE = os.path.join(SRC, "tests", "fakes", "fake_binance.py")
 
 F15M = os.path.join(DATA, "finom-static-klines", "BTCUSDT", "15m", "2023-03-20.json")
 F1H = os.path.join(DATA, "finom-static-klines", "BTCUSDT", "1h", "2022-01-01.json")
 F1D = os.path.join(DATA, "finom-static-klines", "BTCUSDT", "1d", "2024-01-01.json")
-F1M = os.path.join(DATA, "patten-trainer", "data", "BTCUSDT_1m.json")
-F5M = os.path.join(DATA, "patten-trainer", "data", "BTCUSDT_5m.json")
+F1M = os.path.join(DATA, "patten-trainer", "BTCUSDT_1m.json")
+F5M = os.path.join(DATA, "patten-trainer", "BTCUSDT_5m.json")
 CSV1H = os.path.join(DATA, "batmayacagiz", "BTCUSDT-1h-2022-01.csv")
 
 # make asan runs with ASAN_OPTIONS/UBSAN_OPTIONS exitcode=86, so a report is

@@ -358,7 +358,7 @@ check "Google backend without credentials: refused (exit $rc)" \
 # ---------------------------------------------------- a full run in the image
 
 FAKE=$ROOT/tests/fakes/fake_binance.py
-KLINES=tests/data/binance/finom-static-klines/BTCUSDT/1h/2022-01-01.json
+KLINES=tests/samples/binance/finom-static-klines/BTCUSDT/1h/2022-01-01.json
 start_fake() { # start_fake [EXTRA ARGS...]: sets FAKE_PID and PORT
     rm -f "$WORK/fake.port"
     (cd "$ROOT" && exec python3 "$FAKE" --port 0 --port-file "$WORK/fake.port" \

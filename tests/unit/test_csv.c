@@ -30,7 +30,7 @@ static void set_str(struct kline *k, int slot, const char *v)
     k->len[slot] = (uint8_t)n;
 }
 
-/* The first two rows of patten-trainer/data/BTCUSDT_1m.json. */
+/* The first two rows of patten-trainer/BTCUSDT_1m.json. */
 static void fill_raw(struct kline_batch *b)
 {
     struct kline *k = kline_batch_push(b);

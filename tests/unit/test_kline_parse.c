@@ -26,7 +26,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 
-/* The first row of patten-trainer/data/BTCUSDT_1m.json, verbatim. */
+/* The first row of patten-trainer/BTCUSDT_1m.json, verbatim. */
 #define ROW0 "[1725416820000,\"56714.00000000\",\"56714.01000000\",\"56634.00000000\"," \
              "\"56642.00000000\",\"11.02444000\",1725416879999,\"624782.95032640\",1425," \
              "\"2.24261000\",\"127055.79808400\",\"0\"]"
@@ -51,7 +51,7 @@ static void test_real_compact_page(void **state)
 {
     (void)state;
     size_t len;
-    char *body = read_testdata("binance/patten-trainer/data/BTCUSDT_1m.json", &len);
+    char *body = read_testdata("binance/patten-trainer/BTCUSDT_1m.json", &len);
     struct kline_batch b;
     struct err e;
     assert_int_equal(kline_batch_init(&b, 1000), 0);

@@ -47,7 +47,7 @@ static void test_real_row(void **state)
     (void)state;
     assert_int_equal(tz_init("Asia/Singapore"), 0);
     size_t len;
-    char *body = read_testdata("binance/patten-trainer/data/BTCUSDT_1m.json", &len);
+    char *body = read_testdata("binance/patten-trainer/BTCUSDT_1m.json", &len);
     struct kline_batch b;
     struct err e;
     err_clear(&e);

@@ -46,7 +46,7 @@ static int64_t day_ms(int64_t y, unsigned m, unsigned d)
 }
 
 /* A row description; NULL strings and KEEP numbers take the base row's
- * value (the first candle of patten-trainer/data/BTCUSDT_1m.json). */
+ * value (the first candle of patten-trainer/BTCUSDT_1m.json). */
 struct row_case {
     const char *what;
     const char *iv;
@@ -335,8 +335,8 @@ struct sample {
 };
 
 static const struct sample samples[] = {
-    {"binance/patten-trainer/data/BTCUSDT_1m.json", "1m", 0, 1000, 0, 0},
-    {"binance/patten-trainer/data/BTCUSDT_5m.json", "5m", 0, 1000, 0, 0},
+    {"binance/patten-trainer/BTCUSDT_1m.json", "1m", 0, 1000, 0, 0},
+    {"binance/patten-trainer/BTCUSDT_5m.json", "5m", 0, 1000, 0, 0},
     {"binance/batmayacagiz/BTCUSDT-1h-2022-01.csv", "1h", 1, 744, 0, 0},
     {"binance/finom-static-klines/BTCUSDT/1h/2022-01-01.json", "1h", 0, 744, 0, 0},
     {"binance/finom-static-klines/BTCUSDT/15m/2023-03-20.json", "15m", 0, 667, 1, 5},

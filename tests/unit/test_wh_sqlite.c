@@ -56,7 +56,7 @@ static int load_sample(struct kline_batch *b)
         return -1;
     }
     char path[4096];
-    snprintf(path, sizeof(path), "%s/binance/patten-trainer/data/BTCUSDT_1m.json", root);
+    snprintf(path, sizeof(path), "%s/binance/patten-trainer/BTCUSDT_1m.json", root);
     FILE *f = fopen(path, "rb");
     if (!f) {
         return -1;
