@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include "extract/kline_parse.h"
+#include "util/backoff.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -62,29 +62,6 @@ struct fetcher {
 
 static int curl_ready;
 
-/* xorshift64*, seeded once from the kernel: jitter needs no crypto. */
-static uint64_t next_rand(struct fetcher *f)
-{
-    uint64_t x = f->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    f->rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-/* Capped full jitter: uniform in [0, min(cap, base * 2^attempt)]. */
-static long backoff_ms(struct fetcher *f, int attempt)
-{
-    long cap = BACKOFF_BASE_MS;
-    for (int i = 0; i < attempt && cap < BACKOFF_CAP_MS; i++) {
-        cap *= 2;
-    }
-    if (cap > BACKOFF_CAP_MS) {
-        cap = BACKOFF_CAP_MS;
-    }
-    return (long)(next_rand(f) % (uint64_t)(cap + 1));
-}
 
 static int transient_code(long code)
 {
@@ -116,9 +93,7 @@ int fetcher_create(const struct fetcher_opts *o, struct ratelimit *rl, struct fe
     snprintf(f->label, sizeof(f->label), "%s", o->label ? o->label : "the server");
     f->o.label = f->label;
     f->rl = rl;
-    if (getrandom(&f->rng, sizeof(f->rng), 0) != sizeof(f->rng) || f->rng == 0) {
-        f->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)time_now_ms();
-    }
+    f->rng = backoff_seed();
     /* Multiplex on HTTP/2 where offered; otherwise up to max_in_flight
      * keep-alive connections to the host, kept open between waves. */
     curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
@@ -394,7 +369,7 @@ static void retry_or_fail(struct fetcher *f, struct fetch_job *job, int code,
         job_done(job, code);
         return;
     }
-    long wait = backoff_ms(f, job->attempt);
+    long wait = backoff_ms(&f->rng, BACKOFF_BASE_MS, BACKOFF_CAP_MS, job->attempt);
     job->attempt++;
     f->st.retried++;
     log_warn("extract", "retry %d/%ld in %ld ms after %s", job->attempt, f->o.retries, wait,

@@ -33,6 +33,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "util/backoff.h"
 #include "util/curl_util.h"
 #include "util/interrupt.h"
 #include "util/log.h"
@@ -65,10 +66,7 @@ int gapi_create(struct gauth *auth, long timeout_s, struct gapi **out, struct er
     g->base_ms = 250;
     g->cap_ms = 16000;
     g->budget_ms = 120000;
-    g->rng = (uint64_t)time_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)g;
-    if (!g->rng) {
-        g->rng = 0x9E3779B97F4A7C15ull;
-    }
+    g->rng = backoff_seed();
     *out = g;
     return 0;
 }
@@ -99,26 +97,10 @@ const char *gapi_principal(const struct gapi *g)
     return g->auth ? gauth_principal(g->auth) : "anonymous";
 }
 
-static uint64_t next_random(struct gapi *g)
-{
-    uint64_t x = g->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    g->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
 int gapi_backoff(struct gapi *g, int attempt)
 {
-    long ceil_ms = g->base_ms;
-    for (int i = 1; i < attempt && ceil_ms < g->cap_ms; i++) {
-        ceil_ms *= 2;
-    }
-    if (ceil_ms > g->cap_ms) {
-        ceil_ms = g->cap_ms;
-    }
-    long wait = (long)(next_random(g) % (uint64_t)(ceil_ms + 1));
+    /* attempt counts from 1: the first retry waits up to base_ms. */
+    long wait = backoff_ms(&g->rng, g->base_ms, g->cap_ms, attempt > 1 ? attempt - 1 : 0);
     return interrupt_sleep_ms(wait);
 }
 

@@ -34,11 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conf/config.h"
+#include "util/backoff.h"
 #include "util/log.h"
 
 #define DEFAULT_PART_SIZE ((size_t)8 << 20)
@@ -346,9 +346,7 @@ static int s3_open(const char *url, const struct config *cfg, struct lake **out,
     lk->retries = cfg && cfg->retries >= 0 ? cfg->retries : 5;
     lk->connect_timeout_s = cfg && cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 10;
     lk->timeout_s = cfg && cfg->http_timeout_s > 0 ? cfg->http_timeout_s : 30;
-    if (getrandom(&lk->rng, sizeof(lk->rng), 0) != (ssize_t)sizeof(lk->rng) || !lk->rng) {
-        lk->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
-    }
+    lk->rng = backoff_seed();
     int rc = parse_url(lk, url, e);
     if (rc == 0) {
         rc = read_credentials(lk, e);

@@ -36,6 +36,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/backoff.h"
 #include "util/curl_util.h"
 #include "util/interrupt.h"
 #include "util/log.h"
@@ -227,24 +228,6 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
     (void)d;
     const struct s3_request *rq = ud;
     return !rq->cleanup && interrupt_requested();
-}
-
-/* xorshift64*: jitter needs no crypto. */
-static long backoff_ms(struct lake_s3 *lk, int attempt)
-{
-    long cap = BACKOFF_BASE_MS;
-    for (int i = 0; i < attempt && cap < BACKOFF_CAP_MS; i++) {
-        cap *= 2;
-    }
-    if (cap > BACKOFF_CAP_MS) {
-        cap = BACKOFF_CAP_MS;
-    }
-    uint64_t x = lk->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    lk->rng = x;
-    return (long)((x * 0x2545F4914F6CDD1DULL) % (uint64_t)(cap + 1));
 }
 
 static int sha256_hex(const void *data, size_t n, char out[65])
@@ -488,7 +471,7 @@ int s3_call(struct lake_s3 *lk, const struct s3_request *rq, struct s3_response 
                      rq->key ? rq->key : "", i + 1, i ? "s" : "");
             break;
         }
-        long wait = backoff_ms(lk, i);
+        long wait = backoff_ms(&lk->rng, BACKOFF_BASE_MS, BACKOFF_CAP_MS, i);
         log_debug("s3", "%s s3://%s/%s failed (%s); retry %d in %ld ms", rq->method, lk->bucket,
                   rq->key ? rq->key : "", e->msg, i + 1, wait);
         lk->retried++;

@@ -26,6 +26,7 @@
 
 #include "extract/ratelimit.h"
 #include "load/lake.h"
+#include "util/backoff.h"
 #include "util/buf.h"
 #include "util/curl_util.h"
 #include "util/err.h"
@@ -465,6 +466,34 @@ static void test_curl_callbacks(void **state)
     buf_free(&b);
 }
 
+/* Capped full jitter: every wait within [0, min(cap, base * 2^n)], the
+ * whole range used, and the same seed gives the same waits. */
+static void test_backoff(void **state)
+{
+    (void)state;
+    uint64_t rng = backoff_seed();
+    assert_true(rng != 0);
+    for (int n = 0; n < 8; n++) {
+        long ceil_ms = 100L << n > 2000 ? 2000 : 100L << n;
+        long lo = ceil_ms, hi = 0;
+        for (int i = 0; i < 4000; i++) {
+            long w = backoff_ms(&rng, 100, 2000, n);
+            assert_true(w >= 0 && w <= ceil_ms);
+            lo = w < lo ? w : lo;
+            hi = w > hi ? w : hi;
+        }
+        assert_true(lo < ceil_ms / 10 && hi > ceil_ms - ceil_ms / 10);
+    }
+    uint64_t a = 42, b = 42;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(backoff_ms(&a, 500, 30000, 3), backoff_ms(&b, 500, 30000, 3));
+    }
+    uint64_t zero = 0;   /* a zero state would stick at zero: it is replaced */
+    backoff_ms(&zero, 500, 30000, 0);
+    assert_true(zero != 0);
+    assert_int_equal(backoff_ms(&a, 0, 30000, 5), 0);
+}
+
 #define LOG_THREAD_LINES 5000
 
 static void *log_lines(void *arg)
@@ -542,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_curl_callbacks),
         cmocka_unit_test(test_lake_content_type),
         cmocka_unit_test(test_log_from_two_threads),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_err_messages),
         cmocka_unit_test(test_buf_limits),
         cmocka_unit_test(test_bug_buf_reserve_overflow_unlimited),
