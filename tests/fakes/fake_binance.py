@@ -74,8 +74,12 @@ count, even when they are answered later.
 
 Faults (--fault SPEC, or POST /_control/fault?spec=SPEC)
 --------------------------------------------------------
-SPEC = PATH_SUFFIX:NTH:KIND[:ARG]
-  PATH_SUFFIX  requests whose path ends with it count (``*`` = every API path)
+SPEC = PATH_SUFFIX[?NAME=VALUE[&...]]:NTH:KIND[:ARG]
+  PATH_SUFFIX  requests whose path ends with it count (``*`` = every API path);
+               with ``?NAME=VALUE`` only those whose query also has each of
+               these parameters with exactly that value (concurrent requests
+               arrive in no fixed order: ``klines?startTime=MS`` picks one
+               page whatever its place)
   NTH          N (the Nth matching request), N+ (the Nth and later), * (all);
                counted from the moment the fault was added
   KIND         500 502 504 (-1000 body), 503 (-1008 body), 429 [Retry-After
@@ -551,6 +555,7 @@ FAULT_DEFAULT_ARG = {"429": "1", "418": "120", "stall": "30", "delay": "1"}
 class Fault:
     spec: str
     suffix: str
+    params: dict  # query parameters a request must carry to count
     nth: Optional[int]  # None: every matching request
     and_later: bool
     kind: str
@@ -558,9 +563,11 @@ class Fault:
     body: bytes = b""  # for kind "body"
     seen: int = 0  # matching requests counted so far
 
-    def observe(self, path: str) -> bool:
+    def observe(self, path: str, params: dict) -> bool:
         """Count a request; True when this fault fires on it."""
         if self.suffix != "*" and not path.endswith(self.suffix):
+            return False
+        if any(params.get(name) != value for name, value in self.params.items()):
             return False
         self.seen += 1
         if self.nth is None:
@@ -574,8 +581,15 @@ def parse_fault(spec: str) -> Fault:
         raise ValueError(f"fault {spec!r}: expected PATH_SUFFIX:NTH:KIND[:ARG]")
     suffix, nth_text, kind = pieces[:3]
     arg = pieces[3] if len(pieces) == 4 else None
+    suffix, _, query = suffix.partition("?")
     if not suffix:
         raise ValueError(f"fault {spec!r}: empty PATH_SUFFIX (use * for every path)")
+    params = {}
+    for item in query.split("&") if query else []:
+        name, equals, value = item.partition("=")
+        if not name or not equals:
+            raise ValueError(f"fault {spec!r}: query filter {item!r} is not NAME=VALUE")
+        params[name] = value
     if nth_text == "*":
         nth, and_later = None, False
     else:
@@ -586,7 +600,7 @@ def parse_fault(spec: str) -> Fault:
         nth = int(digits)
     if kind not in FAULT_KINDS:
         raise ValueError(f"fault {spec!r}: unknown kind {kind!r}")
-    fault = Fault(spec, suffix, nth, and_later, kind)
+    fault = Fault(spec, suffix, params, nth, and_later, kind)
     if kind == "body":
         if not arg:
             raise ValueError(f"fault {spec!r}: kind body needs a file name as ARG")
@@ -876,7 +890,7 @@ class Exchange:
         stat_name = endpoint.stat_name if endpoint else path.rsplit("/", 1)[-1] or "/"
         with self._lock:
             self._request_counts[stat_name] += 1
-            fired = [fault for fault in self._faults if fault.observe(path)]
+            fired = [fault for fault in self._faults if fault.observe(path, dict(pairs))]
         fault = fired[0] if fired else None
 
         if self.latency:

@@ -580,6 +580,15 @@ class TestFaults(FakeTestCase):
                             400, -1121, "Invalid symbol.")
         self.assertEqual(self.fake.klines(symbol="BTCUSDT", interval="1h", limit=1).status, 200)
 
+    def test_a_query_filter_picks_requests_by_parameter(self):
+        self.add_fault("klines?interval=1d&limit=2:1:error")
+        # Other intervals, or the same one with another limit, do not count.
+        for params in (dict(interval="1h", limit=2), dict(interval="1d", limit=3),
+                       dict(interval="1d")):
+            self.assertEqual(self.fake.klines(symbol="BTCUSDT", **params).status, 200, params)
+        self.assertEqual(self.fake.klines(symbol="BTCUSDT", interval="1d", limit=2).status, 400)
+        self.assertEqual(self.fake.klines(symbol="BTCUSDT", interval="1d", limit=2).status, 200)
+
     def test_reset_connection(self):
         self.add_fault("klines:1:reset")
         with self.assertRaises(ConnectionResetError):
@@ -695,7 +704,8 @@ class TestFaults(FakeTestCase):
         self.assertEqual(self.fake.control("stats", method="GET").status, 200)
         self.assertEqual(self.fake.request("/api/v3/ping").status, 500)
         for spec in ("klines:0:500", "klines:1:bogus", "klines:1", "klines:1:500:9",
-                     "klines:1:body:/nonexistent/file"):
+                     "klines:1:body:/nonexistent/file", "klines?limit:1:500",
+                     "klines?=2:1:500", "?limit=2:1:500"):
             self.assertEqual(self.fake.control("fault", spec=spec).status, 400, spec)
         listed = self.fake.control("fault", method="GET").json()["faults"]
         self.assertEqual([f["spec"] for f in listed], ["*:*:500"])

@@ -40,9 +40,12 @@ class OrderingTest(ConcurrentTest):
         # The first window after the probe is held back three seconds, so the
         # windows behind it arrive first (one second was not always enough
         # on a loaded machine: the fake's threads starved, and nothing else
-        # arrived in time).
+        # arrived in time). The fault picks the window by its startTime: the
+        # requests after the probe go out together, so "the second klines
+        # request" was sometimes the next window, which then came in last.
+        held = START + 1000 * MIN
         fx = self.fake(synth=["ETHUSDT:1m:%d:%d" % (START, n)], now=START + n * MIN,
-                       latency_ms=30, faults=["klines:2:delay:3"])
+                       latency_ms=30, faults=["klines?startTime=%d:1:delay:3" % held])
         env = dict(BINANCE_BASE_URL=fx.url, DATAOPS_BATCH_ROWS="2000")
         r = self.run_dataops("run", "--symbols", "ETHUSDT", "--start", str(START),
                              DATAOPS_FAILPOINT="wh.raw.committed:kill", **env)
@@ -52,7 +55,6 @@ class OrderingTest(ConcurrentTest):
         cnt, lo, hi, ok = self.contiguous()
         self.assertEqual((cnt, lo, ok), (2000, START, True))
         done = [int(q["query"]["startTime"]) for q in fx.requests("/api/v3/klines")]
-        held = START + 1000 * MIN
         self.assertIn(held, done)
         self.assertTrue(any(t > held for t in done[:done.index(held)]),
                         "later windows arrived before the held one: %s" % done[:8])
