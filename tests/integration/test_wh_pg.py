@@ -514,7 +514,10 @@ class AbandonedRunTest(PgTest):
 class LockTest(PgTest):
     def test_two_concurrent_runs_on_one_database(self):
         n = 5000
-        fx = self.fake(synth=[synth("ETHUSDT", n)], latency_ms=20, now=WEEK_END_MS)
+        # Pages slow enough (the extract takes ~1 s under the lock) that the
+        # second run is surely started before the first one is done, however
+        # slowly a loaded machine starts it.
+        fx = self.fake(synth=[synth("ETHUSDT", n)], latency_ms=300, now=WEEK_END_MS)
         env = self.env(BINANCE_BASE_URL=fx.url, DATAOPS_LOCK_TIMEOUT="120",
                        DATAOPS_WAREHOUSE=self.url, DATAOPS_PG_SCHEMA=self.schema)
         args = [BIN, "run", "--symbols", "ETHUSDT", "--start", WEEK_START]
