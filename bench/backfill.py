@@ -164,16 +164,26 @@ def show(r):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataops", default=os.path.join(ROOT, "build", "dataops"))
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--latency-ms", type=int, default=50)
-    ap.add_argument("--one-rows", type=int, default=525600)
-    ap.add_argument("--ten-days", type=int, default=365)
-    ap.add_argument("--ten-weight-limit", type=int, default=6000)
-    ap.add_argument("--max-in-flight", type=int)
-    ap.add_argument("--only", choices=("one", "ten"))
-    ap.add_argument("--json")
+    ap = argparse.ArgumentParser(
+        description="The REST backfill benchmark: dataops run against the loopback fake "
+        "exchange (see the top of bench/backfill.py for the cases and figures).")
+    ap.add_argument("--dataops", default=os.path.join(ROOT, "build", "dataops"),
+                    help="the dataops binary to measure (default: %(default)s)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="small inputs (a few seconds), for the test suite: proves it works")
+    ap.add_argument("--latency-ms", type=int, default=50,
+                    help="latency the fake adds to every request (default: %(default)s)")
+    ap.add_argument("--one-rows", type=int, default=525600,
+                    help="rows of case 1, one symbol (default: %(default)s, a year of 1m)")
+    ap.add_argument("--ten-days", type=int, default=365,
+                    help="days of 1m klines per symbol in case 2 (default: %(default)s)")
+    ap.add_argument("--ten-weight-limit", type=int, default=6000,
+                    help="the fake's weight limit per minute in case 2; lower it on a "
+                    "small machine so the budget binds (default: %(default)s)")
+    ap.add_argument("--max-in-flight", type=int,
+                    help="passed to dataops as --max-in-flight (default: dataops' own)")
+    ap.add_argument("--only", choices=("one", "ten"), help="run only this case")
+    ap.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the work directories")
     a = ap.parse_args()
     a.dataops = os.path.abspath(a.dataops)

@@ -194,14 +194,24 @@ def report(rows, d, seed, duck, label="dataops (SQLite + lake)"):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataops", default=os.path.join(ROOT, "build", "dataops"))
-    ap.add_argument("--rows", default="100000,1000000")
-    ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--no-references", action="store_true")
-    ap.add_argument("--big", action="store_true")
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--warehouse", choices=("sqlite", "postgresql"), default="sqlite")
+    ap = argparse.ArgumentParser(
+        description="dataops against the reference pipelines, side by side, on the same "
+        "input and machine (see the top of bench/bench.py for what is measured).")
+    ap.add_argument("--dataops", default=os.path.join(ROOT, "build", "dataops"),
+                    help="the dataops binary to measure (default: %(default)s)")
+    ap.add_argument("--rows", default="100000,1000000",
+                    help="comma-separated input sizes in rows (default: %(default)s)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs per size and pipeline; the median is reported (default: 1)")
+    ap.add_argument("--no-references", action="store_true",
+                    help="measure dataops only, even when ../shared/bench exists")
+    ap.add_argument("--big", action="store_true",
+                    help="also 10,000,000 rows (dataops only): peak RSS must stay flat")
+    ap.add_argument("--smoke", action="store_true",
+                    help="10,000 rows, dataops only, one run: proves the benchmark works")
+    ap.add_argument("--warehouse", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="sqlite (default): the embedded file; postgresql: a throwaway "
+                    "cluster started here with Debian's postgresql")
     a = ap.parse_args()
     binary = os.path.abspath(a.dataops)
     sizes = [int(x) for x in a.rows.split(",")]
