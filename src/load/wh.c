@@ -1,5 +1,6 @@
 /*
- * wh.c - the warehouse scheme registry.
+ * wh.c - the warehouse scheme registry, and what the backends share:
+ * run-id lists, the abandoned run's error, the walk of the holes.
  */
 #include "load/wh.h"
 
@@ -8,6 +9,7 @@
 
 #include "conf/config.h"
 #include "load/wh_async.h"
+#include "schema/interval.h"
 
 static const struct wh_ops *const backends[] = {
     &wh_sqlite_ops,
@@ -111,6 +113,39 @@ void wh_abandoned_error(char *out, size_t n, const char *run_id)
 {
     snprintf(out, n, "no end was recorded: the process was killed, crashed or lost its host"
              " (found by run %s)", run_id);
+}
+
+void wh_holes_begin(struct wh_holes_walk *h, const struct interval *iv, int64_t from,
+                    int64_t to)
+{
+    h->iv = iv;
+    h->start = interval_align_up(iv, from);
+    h->to = to;
+    h->rows = 0;
+}
+
+int wh_holes_row(struct wh_holes_walk *h, int has_prev, int64_t prev, int64_t cur, int last,
+                 wh_range_cb cb, void *ctx)
+{
+    const struct interval *iv = h->iv;
+    int64_t expect = has_prev ? interval_next(iv, interval_align_down(iv, prev)) : h->start;
+    int stop = 0;
+    h->rows++;
+    if (cur > expect) {
+        stop = cb(ctx, expect, cur);
+    }
+    if (!stop && last) {
+        int64_t after = interval_next(iv, interval_align_down(iv, cur));
+        if (after < h->to) {
+            stop = cb(ctx, after, h->to);
+        }
+    }
+    return stop;
+}
+
+int wh_holes_end(struct wh_holes_walk *h, wh_range_cb cb, void *ctx)
+{
+    return h->rows == 0 && h->start < h->to ? cb(ctx, h->start, h->to) : 0;
 }
 
 int wh_open(const char *url, const struct wh_names *names, struct wh **out, struct err *e)

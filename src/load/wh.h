@@ -144,6 +144,24 @@ void wh_note_id(char *out, size_t n, const char *id);
 /* The error recorded on an abandoned run, naming the run that found it. */
 void wh_abandoned_error(char *out, size_t n, const char *run_id);
 
+/* holes() for a backend whose server finds the rows next to a gap (a
+ * LAG/LEAD window): feed each such row, ascending, to wh_holes_row; prev is
+ * the row before it (has_prev = 0 for the first row of [from, to)) and last
+ * says that no row follows.  wh_holes_end reports [from, to) as one hole
+ * when no row came at all.  Each returns what cb returned (non-zero:
+ * stop). */
+struct wh_holes_walk {
+    const struct interval *iv;
+    int64_t start;     /* the first candle at or after from */
+    int64_t to;
+    int rows;          /* rows fed so far */
+};
+void wh_holes_begin(struct wh_holes_walk *h, const struct interval *iv, int64_t from,
+                    int64_t to);
+int wh_holes_row(struct wh_holes_walk *h, int has_prev, int64_t prev, int64_t cur, int last,
+                 wh_range_cb cb, void *ctx);
+int wh_holes_end(struct wh_holes_walk *h, wh_range_cb cb, void *ctx);
+
 int wh_url_supported(const char *url, char *why, size_t n);
 int wh_open(const char *url, const struct wh_names *names, struct wh **out, struct err *e);
 void wh_close(struct wh *w);

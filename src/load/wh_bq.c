@@ -66,7 +66,8 @@ static const char *const tr_types[KLINE_NCOLS] = {
     "DATETIME", "FLOAT64", "INT64", "FLOAT64", "FLOAT64", "STRING", "DATETIME",
 };
 const char *const wh_bq_meta_name[MT__COUNT] = {"dataops_quarantine", "dataops_runs",
-                                               "dataops_run_pairs", "dataops_locks"};
+                                               "dataops_run_pairs", "dataops_locks",
+                                               "dataops_ranges"};
 
 const struct wh_bq_col wh_bq_quarantine_cols[8] = {
     {"run_id", "STRING"}, {"stage", "STRING"}, {"symbol", "STRING"}, {"interval", "STRING"},
@@ -87,6 +88,11 @@ const struct wh_bq_col wh_bq_pairs_cols[20] = {
     {"rows_transformed", "INT64"}, {"rows_transformed_rejected", "INT64"},
     {"short_candles", "INT64"}, {"zero_trade", "INT64"}, {"gaps", "INT64"},
     {"missing_candles", "INT64"}, {"status", "STRING"}, {"error", "STRING"},
+};
+static const struct wh_bq_col ranges_cols[] = {
+    {"kind", "STRING"}, {"symbol", "STRING"}, {"interval", "STRING"},
+    {"range_from", "INT64"}, {"range_to", "INT64"}, {"run_id", "STRING"},
+    {"recorded_at", "DATETIME"},
 };
 static const struct wh_bq_col locks_cols[] = {
     {"name", "STRING"}, {"holder", "STRING"}, {"host", "STRING"}, {"acquired_ms", "INT64"},
@@ -324,6 +330,7 @@ static int bq_open(const char *url, const struct wh_names *names, struct wh **ou
     w->cfg = cfg;
     w->kind = -1;
     buf_init(&w->tmp, 0);
+    buf_init(&w->ranges_sql, 0);
     if (bq_init(&w->c, project, cfg, e) != 0) {
         free(w);
         return e->code;
@@ -337,7 +344,7 @@ static int bq_open(const char *url, const struct wh_names *names, struct wh **ou
         bq_table_ref(&w->c, w->ds[t], w->table[t], w->ref[t], sizeof(w->ref[t]));
     }
     /* The bookkeeping tables live in the raw dataset. */
-    for (int m = 0; m < 4; m++) {
+    for (int m = 0; m < MT__COUNT; m++) {
         bq_table_ref(&w->c, w->ds[WH_RAW], wh_bq_meta_name[m], w->meta_ref[m],
                      sizeof(w->meta_ref[m]));
     }
@@ -498,6 +505,7 @@ static void bq_close(struct wh *base)
     wh_bq_spool_close(&w->quar);
     bq_rows_free(&w->scan);
     buf_free(&w->tmp);
+    buf_free(&w->ranges_sql);
     bq_free(&w->c);
     free(w);
 }
@@ -525,7 +533,10 @@ static int bq_ensure_schema(struct wh *base, struct err *e)
                      "created_at", 1, "pipeline-dataops: rows that failed validation", e) ||
         ensure_runs_table(w, e) ||
         ensure_table(w, w->ds[WH_RAW], wh_bq_meta_name[MT_PAIRS], wh_bq_pairs_cols, 20, NULL, 0,
-                     "pipeline-dataops: per (symbol, interval) figures of each run", e)) {
+                     "pipeline-dataops: per (symbol, interval) figures of each run", e) ||
+        ensure_table(w, w->ds[WH_RAW], wh_bq_meta_name[MT_RANGES], ranges_cols, 7, NULL, 1,
+                     "pipeline-dataops: the backfill planner's ranges (known gaps, transform "
+                     "markers, rejected candles)", e)) {
         return e->code;
     }
     return 0;
@@ -841,4 +852,8 @@ const struct wh_ops wh_bq_ops = {
     .record_run = wh_bq_record_run,
     .abandon_dead_runs = wh_bq_abandon_dead_runs,
     .close = bq_close,
+    .holes = wh_bq_holes,
+    .ranges = wh_bq_ranges,
+    .range_put = wh_bq_range_put,
+    .range_delete = wh_bq_range_delete,
 };

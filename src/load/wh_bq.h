@@ -149,7 +149,7 @@ const char *bq_cell(const cJSON *row, int i);
 
 #define WH_BQ_NCOLS_MAX 20
 
-enum wh_bq_meta { MT_QUARANTINE = 0, MT_RUNS, MT_PAIRS, MT_LOCKS, MT__COUNT };
+enum wh_bq_meta { MT_QUARANTINE = 0, MT_RUNS, MT_PAIRS, MT_LOCKS, MT_RANGES, MT__COUNT };
 
 struct wh_bq_col {
     const char *name;
@@ -188,6 +188,7 @@ struct wh_bq {
     int64_t lo, hi;             /* open_time range of the batch */
     struct wh_bq_spool data;    /* the lake's CSV of the rows, with its header */
     struct wh_bq_spool quar;    /* quarantined rows, JSON lines */
+    struct buf ranges_sql;      /* range statements for the commit script */
     struct buf tmp;
     /* the transform's scan of the raw table, page by page */
     struct bq_rows scan;
@@ -218,6 +219,17 @@ int wh_bq_abandon_dead_runs(struct wh *base, const char *run_id, int *n, char *i
 int wh_bq_commit(struct wh *base, const char *lake_uri, struct err *e);
 void wh_bq_rollback(struct wh *base);
 int wh_bq_record_run(struct wh *base, const struct run *r, struct err *e);
+
+/* wh_bq_plan.c: the backfill planner's ops. */
+int wh_bq_holes(struct wh *base, const char *symbol, const struct interval *iv, int64_t from,
+                int64_t to, wh_range_cb cb, void *ctx, struct err *e);
+int wh_bq_ranges(struct wh *base, enum wh_range_kind kind, const char *symbol,
+                 const char *interval, wh_range_cb cb, void *ctx, struct err *e);
+int wh_bq_range_put(struct wh *base, enum wh_range_kind kind, const char *symbol,
+                    const char *interval, int64_t from, int64_t to, const char *run_id,
+                    struct err *e);
+int wh_bq_range_delete(struct wh *base, enum wh_range_kind kind, const char *symbol,
+                       const char *interval, int64_t from, int64_t to, struct err *e);
 
 /* "`project.dataset.table`" into out (identifiers validated by config). */
 void bq_table_ref(const struct bq *c, const char *dataset, const char *table, char *out,

@@ -176,6 +176,7 @@ static void end_batch(struct wh_bq *w)
 {
     wh_bq_spool_close(&w->data);
     wh_bq_spool_close(&w->quar);
+    buf_reset(&w->ranges_sql);
     w->in_txn = 0;
     w->kind = -1;
 }
@@ -193,7 +194,8 @@ int wh_bq_commit(struct wh *base, const char *lake_uri, struct err *e)
     const char *prefix = wh_bq_job_prefix(w);
     int has_data = w->kind >= 0 && w->data.rows > 0;
     int has_quar = w->quar.rows > 0;
-    if (!has_data && !has_quar) {
+    int has_ranges = w->ranges_sql.len > 0;
+    if (!has_data && !has_quar && !has_ranges) {
         goto out;
     }
     if ((rc = wh_bq_lock_renew(w, e)) != 0) {
@@ -229,7 +231,8 @@ int wh_bq_commit(struct wh *base, const char *lake_uri, struct err *e)
     if ((rc = FAILPOINT("bq.staged", e)) != 0) {
         goto out;
     }
-    /* One script, one transaction: the rows and their quarantine together. */
+    /* One script, one transaction: the rows, their quarantine and the
+     * planner's ranges that describe them (wh_bq_plan.c) together. */
     rc = buf_puts(&sql, "BEGIN TRANSACTION;\n");
     if (has_data) {
         rc |= merge_sql(w, stg_ref[0], &sql);
@@ -237,6 +240,9 @@ int wh_bq_commit(struct wh *base, const char *lake_uri, struct err *e)
     if (has_quar) {
         rc |= insert_select_sql(w->meta_ref[MT_QUARANTINE], stg_ref[1], wh_bq_quarantine_cols, 8,
                                 &sql);
+    }
+    if (has_ranges) {
+        rc |= buf_puts(&sql, w->ranges_sql.data);
     }
     rc |= buf_puts(&sql, "COMMIT TRANSACTION;\n");
     if (rc != 0) {
@@ -252,13 +258,18 @@ int wh_bq_commit(struct wh *base, const char *lake_uri, struct err *e)
     struct bq_param p[] = {{"lo", "DATETIME", lo}, {"hi", "DATETIME", hi}};
     struct bq_job_stats st = {-1, -1, -1, -1};
     snprintf(job, sizeof(job), "dataops_%s_%u_%s_merge", prefix, n,
-             has_data ? kind_name[w->kind == WH_RAW ? SK_RAW : SK_TRANSFORMED] : "quarantine");
+             has_data ? kind_name[w->kind == WH_RAW ? SK_RAW : SK_TRANSFORMED]
+                      : has_quar ? "quarantine" : "ranges");
     if ((rc = bq_query_job(&w->c, job, sql.data, p, 2, &st, e)) != 0) {
         goto out;
     }
-    log_info("bigquery", "merged %lld %s rows of %s %s and %lld quarantined (job %s: %lld bytes "
-             "processed, %lld billed)", has_data ? w->data.rows : 0,
-             has_data ? kind_name[w->kind] : "", w->symbol, w->interval, w->quar.rows, job,
+    char what[200] = "";
+    if (has_data) {
+        snprintf(what, sizeof(what), "%lld %s rows of %s %s and ", w->data.rows,
+                 kind_name[w->kind], w->symbol, w->interval);
+    }
+    log_info("bigquery", "merged %s%lld quarantined%s (job %s: %lld bytes processed, %lld "
+             "billed)", what, w->quar.rows, has_ranges ? ", with the planner's ranges" : "", job,
              st.bytes_processed, st.bytes_billed);
 out:
     /* Best effort: a staging table that stays behind expires in a day. */

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 
 #include "load/wh_pg.h"
-#include "util/timeutil.h"
 
 static int revive_outside_txn(struct wh_pg *w, struct err *e)
 {
@@ -56,25 +55,17 @@ int pg_holes(struct wh *base, const char *symbol, const struct interval *iv, int
     if (pg_params(w, w->sql.data, 5, v, "finding the holes", &res, e) != 0) {
         return e->code;
     }
-    int64_t start = interval_align_up(iv, from);
+    struct wh_holes_walk h;
+    wh_holes_begin(&h, iv, from, to);
     int n = PQntuples(res);
     int stop = 0;
-    if (n == 0 && start < to) {
-        stop = cb(ctx, start, to);
-    }
     for (int i = 0; i < n && !stop; i++) {
-        int64_t cur = value_i64(res, i, 1);
-        int64_t expect = PQgetisnull(res, i, 0)
-            ? start : interval_next(iv, interval_align_down(iv, value_i64(res, i, 0)));
-        if (cur > expect) {
-            stop = cb(ctx, expect, cur);
-        }
-        if (!stop && PQgetvalue(res, i, 2)[0] == 't') {   /* the last row */
-            int64_t after = interval_next(iv, interval_align_down(iv, cur));
-            if (after < to) {
-                stop = cb(ctx, after, to);
-            }
-        }
+        int has_prev = !PQgetisnull(res, i, 0);
+        stop = wh_holes_row(&h, has_prev, has_prev ? value_i64(res, i, 0) : 0,
+                            value_i64(res, i, 1), PQgetvalue(res, i, 2)[0] == 't', cb, ctx);
+    }
+    if (!stop) {
+        stop = wh_holes_end(&h, cb, ctx);
     }
     PQclear(res);
     return stop;

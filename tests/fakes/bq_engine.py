@@ -13,7 +13,8 @@ DATETIME from ever comparing equal to a STRING.
 
 GoogleSQL subset that is executed (anything else is refused with an
 "invalidQuery" error naming the construct, never silently misread):
-  * SELECT ... (FROM/WHERE/GROUP BY/ORDER BY/LIMIT as SQLite runs them),
+  * SELECT ... (FROM/WHERE/GROUP BY/ORDER BY/LIMIT and window functions
+    such as LAG/LEAD ... OVER, with a WINDOW clause, as SQLite runs them),
     INSERT [INTO] ... VALUES/SELECT, UPDATE ... SET ... WHERE, DELETE [FROM]
     ... WHERE, TRUNCATE TABLE, and MERGE (below);
   * scripts: statements separated by ';', with BEGIN TRANSACTION /
@@ -628,7 +629,9 @@ class Engine:
     def merge(self, sql, params):
         kw = find_keywords(sql, ["MERGE", "INTO", "USING", "ON", "WHEN"])
         pos = {w: i for i, w in kw if w in ("USING", "ON")}
-        whens = [i for i, w in kw if w == "WHEN"]
+        # A clause starts at WHEN [NOT] MATCHED; other WHENs belong to CASE.
+        whens = [i for i, w in kw if w == "WHEN" and
+                 re.match(r"(?i)WHEN\s+(NOT\s+)?MATCHED\b", sql[i:])]
         if "USING" not in pos or "ON" not in pos or not whens:
             raise BQError("invalidQuery", "Syntax error: MERGE needs USING, ON and WHEN")
         target_part = re.sub(r"(?is)^MERGE\s+(INTO\s+)?", "", sql[:pos["USING"]]).strip()

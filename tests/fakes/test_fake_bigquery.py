@@ -82,6 +82,19 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(n, 2)
         self.assertEqual(self.e.rows((P, "d", "t"), "k"), [(1, "a", None), (2, "q", None)])
 
+    def test_merge_with_case_in_its_update(self):
+        # CASE's WHEN is not a clause of the MERGE.
+        self.load("t", "k,v,at\n1,m,\n2,b,\n")
+        sql = ("MERGE d.t T USING (SELECT @k AS k, @v AS v) S ON T.k = S.k "
+               "WHEN MATCHED THEN UPDATE SET v = CASE WHEN S.v > T.v THEN S.v ELSE T.v END "
+               "WHEN NOT MATCHED THEN INSERT (k, v) VALUES (S.k, CASE WHEN S.v = 'x' THEN 'X' "
+               "ELSE S.v END)")
+        self.run_sql(sql, k=1, v="a")
+        self.run_sql(sql, k=2, v="z")
+        self.run_sql(sql, k=3, v="x")
+        self.assertEqual(self.e.rows((P, "d", "t"), "k"),
+                         [(1, "m", None), (2, "z", None), (3, "X", None)])
+
     def test_transaction_rolls_back_on_error_statements_outside_commit(self):
         with self.assertRaises(BQError):
             self.run_sql("BEGIN TRANSACTION; INSERT INTO d.t (k, v) VALUES (1, 'a'); "

@@ -7,15 +7,18 @@ with the fake exchange as the source.
 The system scenarios of the embedded default run here too, on the same
 inputs, and must leave the same final rows as SQLite.  Plus: loads from the
 gs:// lake, retry limits, quota and permission refusals, the endpoint
-settings, the lease lock, and make test-gcp itself.  The fault and
+settings, the lease lock, the backfill planner (holes, transform markers,
+known gaps), and make test-gcp itself.  The fault and
 convergence tests (lost answers, cut uploads, kills) are in
 test_wh_bq_faults.py.
 """
+import calendar
 import json
 import os
 import sys
 import time
 import unittest
+from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -335,6 +338,103 @@ class AbandonedRunTest(BQTest):
         self.assertEqual(runs["dead"][6:8], ("abandoned", None))
         self.assertIn("no end was recorded", runs["dead"][8])
         self.assertEqual((runs["other"][6], runs["legacy"][6]), ("running", "running"))
+
+
+def iso(ms):
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        "%03dZ" % (ms % 1000)
+
+
+class PlannerTest(BQTest):
+    """dataops plan and run on BigQuery: the holes come from a LAG/LEAD
+    query job on the raw table, the ranges from dataops_ranges, and a range
+    commits in the script of the rows it describes."""
+    ARGS = ("--intervals", "15m", "--start", WEEK_START)
+
+    def plan(self, *args, **env):
+        r = self.run_bq("plan", *args, **env)
+        self.assertEqual(r.code, 0, r)
+        holes = [tuple(f[3:6]) for f in (line.split() for line in r.out.splitlines())
+                 if len(f) >= 11 and f[2] == "hole"]
+        return r, [(a, b, int(n)) for a, b, n in holes]
+
+    def delete(self, first, last, transformed=True):
+        """Delete the candles opening in [first, last] from raw (and transformed)."""
+        with self.bq.lock:
+            self.bq.engine.script("DELETE FROM `test-project.%s.%s` WHERE open_time BETWEEN %d"
+                                  " AND %d" % (DS, RAW, first, last), {})
+            if transformed:
+                self.bq.engine.script(
+                    "DELETE FROM `test-project.%s.%s` WHERE UNIX_MILLIS(TIMESTAMP(open_time))"
+                    " BETWEEN %d AND %d" % (DS, TRANSFORMED, first, last), {})
+
+    def end_lease(self):
+        """A killed run's lease would block the next run for 10 minutes."""
+        with self.bq.lock:
+            self.bq.engine.con.execute('UPDATE "test-project.%s.dataops_locks" SET '
+                                       'expires_ms = 1' % DS)
+
+    def ranges(self, kind):
+        return sorted((r[3], r[4]) for r in self.bq.rows(DS, "dataops_ranges") if r[0] == kind)
+
+    def test_holes_are_planned_and_filled(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=NOW)
+        r = self.run_bq("run", *self.ARGS, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        t = [w[0] for w in WEEK]       # the week's outage is after candle 400
+        self.delete(t[100], t[199])
+        self.delete(t[300], t[309], transformed=False)
+        r, holes = self.plan(*self.ARGS, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(holes, [(iso(t[100]), iso(t[200]), 100),
+                                 (iso(t[300]), iso(t[310]), 10)], r.out)
+        # Killed with the first hole's rows staged but not merged: neither
+        # they nor their transform marker are there (one script commits both).
+        r = self.run_bq("run", *self.ARGS, BINANCE_BASE_URL=fx.url,
+                        DATAOPS_FAILPOINT="bq.staged:kill")
+        self.assertEqual(r.code, -9, r)
+        self.assertEqual(len(self.bq.rows(DS, RAW)), len(WEEK) - 110)
+        self.assertEqual(self.ranges("transform"), [])
+        self.end_lease()
+        before = len(fx.requests("/api/v3/klines"))
+        # Killed after the holes' raw rows committed: the transform markers
+        # committed with them, and the next run transforms the holes.
+        r = self.run_bq("run", *self.ARGS, BINANCE_BASE_URL=fx.url,
+                        DATAOPS_FAILPOINT="wh.raw.committed:kill")
+        self.assertEqual(r.code, -9, r)
+        self.assertEqual(len(self.bq.rows(DS, RAW)), len(WEEK))
+        self.assertEqual(len(self.bq.rows(DS, TRANSFORMED)), len(WEEK) - 100)
+        self.assertEqual(self.ranges("transform"), [(t[100], t[200]), (t[300], t[310])])
+        self.end_lease()
+        r = self.run_bq("run", *self.ARGS, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(self.ranges("transform"), [])
+        # Only the holes were asked for, once each; the rows are SQLite's.
+        asked = sorted(int(q["query"]["startTime"]) for q in
+                       fx.requests("/api/v3/klines")[before:])
+        self.assertEqual(asked, [t[100], t[300]])
+        self.assertEqual(self.bq_tables(), self.sqlite_run("run", *self.ARGS,
+                                                           BINANCE_BASE_URL=fx.url))
+        r, holes = self.plan(*self.ARGS, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(holes, [])
+        self.assertIn("nothing missing", r.out)
+
+    def test_a_real_outage_is_remembered_not_fetched_again(self):
+        fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=NOW)
+        args = ("--intervals", "15m", "--start", "2023-03-01")
+        r = self.run_bq("run", *args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(len(self.bq.rows(DS, RAW)), len(WEEK))
+        mar1 = calendar.timegm((2023, 3, 1, 0, 0, 0)) * 1000
+        outage = (calendar.timegm((2023, 3, 24, 12, 45, 0)) * 1000,
+                  calendar.timegm((2023, 3, 24, 14, 0, 0)) * 1000)
+        self.assertEqual(self.ranges("known_gap"), [(mar1, WEEK[0][0]), outage])
+        r, holes = self.plan(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(holes, [])
+        self.assertIn("left out: %d candles" % (19 * 96 + 5), r.out)
+        n = len(fx.requests("/api/v3/klines"))
+        self.assertEqual(self.run_bq("run", *args, BINANCE_BASE_URL=fx.url).code, 0)
+        self.assertEqual(len(fx.requests("/api/v3/klines")), n)
+        self.assertEqual(self.ranges("known_gap"), [(mar1, WEEK[0][0]), outage])
 
 
 if __name__ == "__main__":
