@@ -79,6 +79,52 @@ static int run_or_join(struct wh_bq *w, const struct buf *stmt, const char *what
     return bq_query_job(&w->c, job, stmt->data, NULL, 0, NULL, e);
 }
 
+/* Feed every row of a query's result to fn, page by page; a non-zero
+ * return of fn (a callback's stop, or an error it set in e) ends the walk
+ * and is returned. */
+typedef int (*row_fn)(void *ctx, const cJSON *row, struct err *e);
+
+static int each_row(struct wh_bq *w, const char *sql, const struct bq_param *p, size_t np,
+                    row_fn fn, void *ctx, struct err *e)
+{
+    struct bq_rows r;
+    int rc = bq_query_rows(&w->c, sql, p, np, PLAN_PAGE_ROWS, &r, e);
+    while (rc == 0 && r.rows) {
+        const cJSON *row;
+        cJSON_ArrayForEach(row, r.rows) {
+            if ((rc = fn(ctx, row, e)) != 0) {
+                break;
+            }
+        }
+        if (rc == 0) {
+            rc = bq_rows_next(&w->c, &r, PLAN_PAGE_ROWS, e);
+        }
+    }
+    bq_rows_free(&r);
+    return rc;
+}
+
+struct holes_ctx {
+    struct wh_holes_walk h;
+    const struct wh_bq *w;
+    const char *symbol;
+    wh_range_cb cb;
+    void *ctx;
+};
+
+static int hole_row(void *ctx, const cJSON *row, struct err *e)
+{
+    struct holes_ctx *x = ctx;
+    const char *prev = bq_cell(row, 0);
+    const char *cur = bq_cell(row, 1);
+    if (!cur) {
+        return err_set(e, ERR_WAREHOUSE, "%s: a raw row of %s %s has no open_time",
+                       x->w->ref[WH_RAW], x->symbol, x->h.iv->name);
+    }
+    return wh_holes_row(&x->h, prev != NULL, prev ? strtoll(prev, NULL, 10) : 0,
+                        strtoll(cur, NULL, 10), bq_cell(row, 2) == NULL, x->cb, x->ctx);
+}
+
 int wh_bq_holes(struct wh *base, const char *symbol, const struct interval *iv, int64_t from,
                 int64_t to, wh_range_cb cb, void *ctx, struct err *e)
 {
@@ -102,37 +148,30 @@ int wh_bq_holes(struct wh *base, const char *symbol, const struct interval *iv, 
         buf_free(&sql);
         return err_set(e, ERR_NOMEM, "out of memory");
     }
-    struct wh_holes_walk h;
-    wh_holes_begin(&h, iv, from, to);
-    struct bq_rows r;
-    int rc = bq_query_rows(&w->c, sql.data, p, 5, PLAN_PAGE_ROWS, &r, e);
+    struct holes_ctx x = {.w = w, .symbol = symbol, .cb = cb, .ctx = ctx};
+    wh_holes_begin(&x.h, iv, from, to);
+    int rc = each_row(w, sql.data, p, 5, hole_row, &x, e);
     buf_free(&sql);
-    int stop = 0;
-    while (rc == 0 && !stop && r.rows) {
-        const cJSON *row;
-        cJSON_ArrayForEach(row, r.rows) {
-            const char *prev = bq_cell(row, 0);
-            const char *cur = bq_cell(row, 1);
-            if (!cur) {
-                rc = err_set(e, ERR_WAREHOUSE, "%s: a raw row of %s %s has no open_time",
-                             w->ref[WH_RAW], symbol, iv->name);
-                break;
-            }
-            stop = wh_holes_row(&h, prev != NULL, prev ? strtoll(prev, NULL, 10) : 0,
-                                strtoll(cur, NULL, 10), bq_cell(row, 2) == NULL, cb, ctx);
-            if (stop) {
-                break;
-            }
-        }
-        if (rc == 0 && !stop) {
-            rc = bq_rows_next(&w->c, &r, PLAN_PAGE_ROWS, e);
-        }
+    return rc ? rc : wh_holes_end(&x.h, cb, ctx);
+}
+
+struct ranges_ctx {
+    const struct wh_bq *w;
+    const char *kind, *symbol, *interval;
+    wh_range_cb cb;
+    void *ctx;
+};
+
+static int range_row(void *ctx, const cJSON *row, struct err *e)
+{
+    struct ranges_ctx *x = ctx;
+    const char *lo = bq_cell(row, 0);
+    const char *hi = bq_cell(row, 1);
+    if (!lo || !hi) {
+        return err_set(e, ERR_WAREHOUSE, "%s: a %s range of %s %s has no bounds",
+                       x->w->meta_ref[MT_RANGES], x->kind, x->symbol, x->interval);
     }
-    bq_rows_free(&r);
-    if (rc != 0) {
-        return rc;
-    }
-    return stop ? stop : wh_holes_end(&h, cb, ctx);
+    return x->cb(x->ctx, strtoll(lo, NULL, 10), strtoll(hi, NULL, 10));
 }
 
 int wh_bq_ranges(struct wh *base, enum wh_range_kind kind, const char *symbol,
@@ -151,30 +190,10 @@ int wh_bq_ranges(struct wh *base, enum wh_range_kind kind, const char *symbol,
         buf_free(&sql);
         return err_set(e, ERR_NOMEM, "out of memory");
     }
-    struct bq_rows r;
-    int rc = bq_query_rows(&w->c, sql.data, p, 3, PLAN_PAGE_ROWS, &r, e);
+    struct ranges_ctx x = {w, wh_range_kind_name(kind), symbol, interval, cb, ctx};
+    int rc = each_row(w, sql.data, p, 3, range_row, &x, e);
     buf_free(&sql);
-    int stop = 0;
-    while (rc == 0 && !stop && r.rows) {
-        const cJSON *row;
-        cJSON_ArrayForEach(row, r.rows) {
-            const char *lo = bq_cell(row, 0);
-            const char *hi = bq_cell(row, 1);
-            if (!lo || !hi) {
-                rc = err_set(e, ERR_WAREHOUSE, "%s: a %s range of %s %s has no bounds",
-                             w->meta_ref[MT_RANGES], wh_range_kind_name(kind), symbol, interval);
-                break;
-            }
-            if ((stop = cb(ctx, strtoll(lo, NULL, 10), strtoll(hi, NULL, 10))) != 0) {
-                break;
-            }
-        }
-        if (rc == 0 && !stop) {
-            rc = bq_rows_next(&w->c, &r, PLAN_PAGE_ROWS, e);
-        }
-    }
-    bq_rows_free(&r);
-    return rc ? rc : stop;
+    return rc;
 }
 
 int wh_bq_range_put(struct wh *base, enum wh_range_kind kind, const char *symbol,

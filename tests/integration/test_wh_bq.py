@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from bq import (DS, NOW, WEEK, WEEK_START, BQTest, dt_text)  # noqa: E402
-from harness import F15M, RAW, TRANSFORMED, write_rows  # noqa: E402
+from harness import (F1D, F15M, RAW, TRANSFORMED, load_rows, plan_holes, rollup,  # noqa: E402
+                     write_rows)
 
 
 class ScenariosTest(BQTest):
@@ -354,9 +355,7 @@ class PlannerTest(BQTest):
     def plan(self, *args, **env):
         r = self.run_bq("plan", *args, **env)
         self.assertEqual(r.code, 0, r)
-        holes = [tuple(f[3:6]) for f in (line.split() for line in r.out.splitlines())
-                 if len(f) >= 11 and f[2] == "hole"]
-        return r, [(a, b, int(n)) for a, b, n in holes]
+        return r, plan_holes(r.out)
 
     def delete(self, first, last, transformed=True):
         """Delete the candles opening in [first, last] from raw (and transformed)."""
@@ -417,6 +416,29 @@ class PlannerTest(BQTest):
         r, holes = self.plan(*self.ARGS, BINANCE_BASE_URL=fx.url)
         self.assertEqual(holes, [])
         self.assertIn("nothing missing", r.out)
+
+    def test_calendar_month_holes(self):
+        def month_start(ms):
+            d = datetime.fromtimestamp(ms / 1000, timezone.utc)
+            return calendar.timegm((d.year, d.month, 1, 0, 0, 0)) * 1000
+        months = rollup(load_rows(F1D), month_start)
+        path = write_rows(os.path.join(self.dir, "1M.json"), months)
+        fx = self.fake(data=["BTCUSDT:1M:" + path], now=months[-1][6] + 1)
+        args = ("--intervals", "1M", "--start", "2024-01-01")
+        r = self.run_bq("run", *args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(len(self.bq.rows(DS, RAW)), 24)
+        jan, feb, mar, jun = (calendar.timegm((2024, mo, 1, 0, 0, 0)) * 1000
+                              for mo in (1, 2, 3, 6))
+        self.delete(jan, jan)
+        self.delete(mar, jun - 1)
+        r, holes = self.plan(*args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(holes, [(iso(jan), iso(feb), 1), (iso(mar), iso(jun), 3)], r.out)
+        r = self.run_bq("run", *args, BINANCE_BASE_URL=fx.url)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(len(self.bq.rows(DS, RAW)), 24)
+        self.assertEqual(len(self.bq.rows(DS, TRANSFORMED)), 24)
+        self.assertEqual(self.plan(*args, BINANCE_BASE_URL=fx.url)[1], [])
 
     def test_a_real_outage_is_remembered_not_fetched_again(self):
         fx = self.fake(data=["BTCUSDT:15m:" + F15M], now=NOW)

@@ -31,7 +31,7 @@ from datetime import datetime
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import pg  # noqa: E402
 from harness import (BIN, F1D, F15M, RAW, TRANSFORMED, PipelineTest, Result,  # noqa: E402
-                     load_rows, rollup, write_rows)
+                     load_rows, plan_holes, rollup, write_rows)
 
 DB = "dataops"
 SECURE_USER = "dataops_secured"
@@ -670,9 +670,7 @@ class PlannerTest(PgTest):
         env.setdefault("DATAOPS_PG_SCHEMA", self.schema)
         r = self.run_dataops("plan", *args, **env)
         self.assertEqual(r.code, 0, r)
-        holes = [tuple(f[3:6]) for f in (line.split() for line in r.out.splitlines())
-                 if len(f) >= 11 and f[2] == "hole"]
-        return r, [(a, b, int(n)) for a, b, n in holes]
+        return r, plan_holes(r.out)
 
     def delete(self, first, last, transformed=True):
         """Delete the candles opening in [first, last] from raw (and transformed)."""

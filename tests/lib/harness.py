@@ -251,6 +251,13 @@ def rollup(rows, bucket_of):
     return out
 
 
+def plan_holes(out):
+    """The holes in `dataops plan`'s table: (from, to, candles) per line."""
+    holes = [tuple(f[3:6]) for f in (line.split() for line in out.splitlines())
+             if len(f) >= 11 and f[2] == "hole"]
+    return [(a, b, int(n)) for a, b, n in holes]
+
+
 def write_rows(path, rows):
     with open(path, "w") as f:
         json.dump(rows, f, separators=(",", ":"))
