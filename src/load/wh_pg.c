@@ -20,7 +20,10 @@
  * Loads.  begin() opens a transaction.  put_raw()/put_transformed() stream
  * their rows as COPY text into the staging table, and the COPY stays open
  * across pages, so the rows of a batch travel as one stream and memory stays
- * one page.  The COPY waits on the exchange between pages, which is why it
+ * one page.  A batch whose rows all come after the table's newest row of
+ * the pair (the tail: most of a backfill) is COPYed straight into the table
+ * instead, in the same transaction: nothing there to merge with, and the
+ * upsert, the larger half of the load's time, is skipped (enum pg_route).  The COPY waits on the exchange between pages, which is why it
  * runs with statement_timeout 0 (SET LOCAL); lock_timeout still applies.
  * Any other statement first ends the COPY (the rows stay staged).  commit()
  * moves the staged rows with one INSERT ... SELECT ... ON CONFLICT per
@@ -214,9 +217,9 @@ static int finish_copy(struct wh_pg *w, const char *reason, struct err *e)
     return rc;
 }
 
-int pg_copy_begin(struct wh_pg *w, enum pg_stage st, struct err *e)
+int pg_copy_begin(struct wh_pg *w, enum pg_stage st, int straight, struct err *e)
 {
-    if (w->copying == (int)st) {
+    if (w->copying == (int)st && w->copy_straight == straight) {
         return 0;
     }
     if (w->copying != PG_STAGE_NONE && finish_copy(w, NULL, e) != 0) {
@@ -224,11 +227,12 @@ int pg_copy_begin(struct wh_pg *w, enum pg_stage st, struct err *e)
     }
     /* The COPY spans pages, so it waits on the exchange: no statement
      * timeout for it (this transaction only). */
-    static const char *const sql[2] = {
-        "SET LOCAL statement_timeout = 0; COPY pg_temp.dataops_stage_raw FROM STDIN",
-        "SET LOCAL statement_timeout = 0; COPY pg_temp.dataops_stage_t FROM STDIN",
-    };
-    PGresult *res = PQexec(w->conn, sql[st]);
+    buf_reset(&w->sql);
+    if (buf_puts(&w->sql, "SET LOCAL statement_timeout = 0; ") != 0 ||
+        pg_copy_sql(w, st, straight, &w->sql) != 0) {
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    PGresult *res = PQexec(w->conn, w->sql.data);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         int rc = pg_fail(w, res, "COPY", e);
         PQclear(res);
@@ -236,6 +240,7 @@ int pg_copy_begin(struct wh_pg *w, enum pg_stage st, struct err *e)
     }
     PQclear(res);
     w->copying = st;
+    w->copy_straight = straight;
     return 0;
 }
 
@@ -483,7 +488,7 @@ int pg_revive(struct wh_pg *w, int need_lock, struct err *e)
         w->locked = 0;
         w->in_txn = 0;
         w->copying = PG_STAGE_NONE;
-        w->staged[0] = w->staged[1] = 0;
+        pg_batch_reset(w);
         PQreset(w->conn);
         if (PQstatus(w->conn) != CONNECTION_OK) {
             char msg[384];
@@ -513,6 +518,15 @@ int pg_revive(struct wh_pg *w, int need_lock, struct err *e)
 
 /* --- transactions --- */
 
+void pg_batch_reset(struct wh_pg *w)
+{
+    for (int st = PG_STAGE_RAW; st <= PG_STAGE_T; st++) {
+        w->staged[st] = 0;
+        w->route[st] = PG_ROUTE_UNDECIDED;
+        w->straight_rows[st] = 0;
+    }
+}
+
 static int pg_begin(struct wh *base, struct err *e)
 {
     struct wh_pg *w = (struct wh_pg *)base;
@@ -524,7 +538,7 @@ static int pg_begin(struct wh *base, struct err *e)
         return e->code;
     }
     w->in_txn = 1;
-    w->staged[0] = w->staged[1] = 0;
+    pg_batch_reset(w);
     return 0;
 }
 
@@ -537,7 +551,7 @@ static void rollback_quiet(struct wh_pg *w)
         PQclear(PQexec(w->conn, "ROLLBACK"));
     }
     w->in_txn = 0;
-    w->staged[0] = w->staged[1] = 0;
+    pg_batch_reset(w);
 }
 
 static int pg_commit(struct wh *base, const char *lake_uri, struct err *e)
@@ -548,6 +562,10 @@ static int pg_commit(struct wh *base, const char *lake_uri, struct err *e)
     for (int st = PG_STAGE_RAW; st <= PG_STAGE_T && rc == 0; st++) {
         if (w->staged[st]) {
             rc = pg_upsert_staged(w, (enum pg_stage)st, e);
+        }
+        if (w->straight_rows[st]) {
+            log_debug("warehouse", "%lld %s rows copied straight into the table",
+                      w->straight_rows[st], st == PG_STAGE_RAW ? "raw" : "transformed");
         }
     }
     if (rc == 0 && (rc = ready(w, e)) == 0) {
@@ -572,7 +590,7 @@ static int pg_commit(struct wh *base, const char *lake_uri, struct err *e)
         rollback_quiet(w);
     }
     w->in_txn = 0;
-    w->staged[0] = w->staged[1] = 0;
+    pg_batch_reset(w);
     return rc;
 }
 

@@ -13,8 +13,15 @@
 #include "load/wh.h"
 #include "util/buf.h"
 
-/* Which staging table a COPY is filling (pg_temp.dataops_stage_raw/_t). */
+/* Which table a COPY is filling: raw or transformed, through the staging
+ * table (pg_temp.dataops_stage_raw/_t) or straight in (see pg_route). */
 enum pg_stage { PG_STAGE_NONE = -1, PG_STAGE_RAW = 0, PG_STAGE_T = 1 };
+
+/* How a batch's rows reach a table, decided at its first put: straight
+ * into the table by COPY when they all come after the table's newest row of
+ * the pair (a tail: there is nothing to merge with, and the upsert would
+ * only cost time), else through the staging table and the upsert. */
+enum pg_route { PG_ROUTE_UNDECIDED = 0, PG_ROUTE_STRAIGHT, PG_ROUTE_STAGED };
 
 struct wh_pg {
     struct wh base;             /* first: a struct wh_pg is a struct wh */
@@ -40,7 +47,13 @@ struct wh_pg {
     int in_txn;
     int runs_raw_table;         /* dataops_runs has its raw_table column */
     int copying;                /* enum pg_stage of the open COPY */
+    int copy_straight;          /* ... and it goes into the table itself */
     int staged[2];              /* rows in the staging tables, not yet upserted */
+    /* per stage, for the open transaction */
+    int route[2];               /* enum pg_route */
+    char straight_pair[2][48];  /* the pair whose rows went straight */
+    int64_t straight_hi[2];     /* the newest open_time sent straight */
+    long long straight_rows[2];
     struct buf copy;            /* one page of COPY text, reused */
     struct buf sql;             /* statement text, reused */
 };
@@ -52,12 +65,15 @@ int pg_exec(struct wh_pg *w, const char *sql, const char *what, struct err *e);
 int pg_params(struct wh_pg *w, const char *sql, int n, const char *const *vals,
               const char *what, PGresult **out, struct err *e);
 int pg_fail(struct wh_pg *w, const PGresult *res, const char *what, struct err *e);
+/* Forget the open transaction's staged rows and routes. */
+void pg_batch_reset(struct wh_pg *w);
 /* Reconnect if the connection was lost (outside a transaction only), and
  * re-take the run lock when need_lock and the run held it. */
 int pg_revive(struct wh_pg *w, int need_lock, struct err *e);
-/* Open (or keep open) a COPY into the staging table; stream text rows into
- * it; end it (the rows stay staged until pg_flush upserts them). */
-int pg_copy_begin(struct wh_pg *w, enum pg_stage st, struct err *e);
+/* Open (or keep open) a COPY into the staging table, or straight into the
+ * table; stream text rows into it; end it (staged rows wait for the
+ * upsert of commit()). */
+int pg_copy_begin(struct wh_pg *w, enum pg_stage st, int straight, struct err *e);
 int pg_copy_send(struct wh_pg *w, const char *data, size_t len, struct err *e);
 /* 1 if s[0..n) is valid UTF-8 without NUL bytes (what PostgreSQL text takes). */
 int pg_utf8_valid(const char *s, size_t n);
@@ -67,6 +83,8 @@ int pg_copy_field(struct buf *b, const char *s, size_t n, int first);
 
 /* wh_pg_sql.c */
 int pg_session_sql(struct wh_pg *w, struct err *e);          /* per connection */
+/* The COPY statement of a stage, into its staging table or straight in. */
+int pg_copy_sql(struct wh_pg *w, enum pg_stage st, int straight, struct buf *out);
 int pg_upsert_staged(struct wh_pg *w, enum pg_stage st, struct err *e);
 int pg_ensure_schema(struct wh *base, struct err *e);
 int pg_check(struct wh *base, struct err *e);

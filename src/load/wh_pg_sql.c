@@ -396,13 +396,12 @@ int pg_check(struct wh *base, struct err *e)
 
 /* --- reads --- */
 
-int pg_watermark(struct wh *base, enum wh_table t, const char *symbol, const char *interval,
-                 int64_t *open_time, int *found, struct err *e)
+/* The newest open_time of the pair in a table, on the connection as it is
+ * (inside a transaction a lost connection must fail the batch, not be
+ * revived). */
+static int newest(struct wh_pg *w, enum wh_table t, const char *symbol, const char *interval,
+                  int64_t *open_time, int *found, struct err *e)
 {
-    struct wh_pg *w = (struct wh_pg *)base;
-    if (pg_revive(w, 1, e) != 0) {
-        return e->code;
-    }
     buf_reset(&w->sql);
     int rc = t == WH_RAW
         ? buf_printf(&w->sql, "SELECT max(open_time) FROM %s"
@@ -423,6 +422,16 @@ int pg_watermark(struct wh *base, enum wh_table t, const char *symbol, const cha
     }
     PQclear(res);
     return 0;
+}
+
+int pg_watermark(struct wh *base, enum wh_table t, const char *symbol, const char *interval,
+                 int64_t *open_time, int *found, struct err *e)
+{
+    struct wh_pg *w = (struct wh_pg *)base;
+    if (pg_revive(w, 1, e) != 0) {
+        return e->code;
+    }
+    return newest(w, t, symbol, interval, open_time, found, e);
 }
 
 static int copy_str(struct kline *k, int slot, const PGresult *res, int row, int col)
@@ -485,6 +494,55 @@ int pg_scan_raw(struct wh *base, const char *symbol, const char *interval, int64
 
 /* --- loads --- */
 
+int pg_copy_sql(struct wh_pg *w, enum pg_stage st, int straight, struct buf *out)
+{
+    if (!straight) {
+        return buf_puts(out, st == PG_STAGE_RAW ? "COPY pg_temp.dataops_stage_raw FROM STDIN"
+                                                : "COPY pg_temp.dataops_stage_t FROM STDIN");
+    }
+    /* The staging tables' column order, named. */
+    return st == PG_STAGE_RAW
+        ? buf_printf(out, "COPY %s (" RAW_COLS ", symbol, \"interval\") FROM STDIN", w->raw_q)
+        : buf_printf(out, "COPY %s (" RAW_COLS ", %s, symbol, \"interval\") FROM STDIN",
+                     w->tr_q, w->local_q);
+}
+
+/*
+ * Where the rows [first .. last] of a put go (enum pg_route).  Straight in
+ * only while every row sent straight in this transaction is of one pair
+ * and ascending, and the first came after the table's newest row: then no
+ * row can meet one already there.  The pipeline sends each pair's rows in
+ * ascending order, one pair per batch; anything else is staged and merged.
+ */
+static int route_rows(struct wh_pg *w, enum pg_stage st, const char *symbol,
+                      const char *interval, int64_t first, int64_t last, int *straight,
+                      struct err *e)
+{
+    char pair[48];
+    snprintf(pair, sizeof(pair), "%s/%s", symbol, interval);
+    if (w->route[st] == PG_ROUTE_UNDECIDED) {
+        int64_t top = 0;
+        int found = 0;
+        if (newest(w, st == PG_STAGE_RAW ? WH_RAW : WH_TRANSFORMED, symbol, interval, &top,
+                   &found, e) != 0) {
+            return e->code;
+        }
+        w->route[st] = !found || first > top ? PG_ROUTE_STRAIGHT : PG_ROUTE_STAGED;
+        snprintf(w->straight_pair[st], sizeof(w->straight_pair[st]), "%s", pair);
+        w->straight_hi[st] = INT64_MIN;
+    }
+    if (w->route[st] == PG_ROUTE_STRAIGHT &&
+        (strcmp(pair, w->straight_pair[st]) != 0 || first <= w->straight_hi[st] ||
+         last < first)) {
+        w->route[st] = PG_ROUTE_STAGED;
+    }
+    *straight = w->route[st] == PG_ROUTE_STRAIGHT;
+    if (*straight) {
+        w->straight_hi[st] = last;
+    }
+    return 0;
+}
+
 static int put_i64(struct buf *b, int64_t v)
 {
     return buf_printf(b, "\t%" PRId64, v);
@@ -523,7 +581,10 @@ int pg_put_raw(struct wh *base, const char *symbol, const char *interval,
     if (b->n == 0) {
         return 0;
     }
-    if (pg_copy_begin(w, PG_STAGE_RAW, e) != 0) {
+    int straight = 0;
+    if (route_rows(w, PG_STAGE_RAW, symbol, interval, b->rows[0].open_time,
+                   b->rows[b->n - 1].open_time, &straight, e) != 0 ||
+        pg_copy_begin(w, PG_STAGE_RAW, straight, e) != 0) {
         return e->code;
     }
     struct buf *c = &w->copy;
@@ -555,7 +616,12 @@ int pg_put_raw(struct wh *base, const char *symbol, const char *interval,
     if (pg_copy_send(w, c->data, c->len, e) != 0) {
         return e->code;
     }
-    w->staged[PG_STAGE_RAW] += (int)b->n;
+    if (straight) {
+        w->straight_rows[PG_STAGE_RAW] += (long long)b->n;
+    }
+    else {
+        w->staged[PG_STAGE_RAW] += (int)b->n;
+    }
     return 0;
 }
 
@@ -569,7 +635,10 @@ int pg_put_transformed(struct wh *base, const char *symbol, const char *interval
     if (b->n == 0) {
         return 0;
     }
-    if (pg_copy_begin(w, PG_STAGE_T, e) != 0) {
+    int straight = 0;
+    if (route_rows(w, PG_STAGE_T, symbol, interval, b->rows[0].open_time,
+                   b->rows[b->n - 1].open_time, &straight, e) != 0 ||
+        pg_copy_begin(w, PG_STAGE_T, straight, e) != 0) {
         return e->code;
     }
     struct buf *c = &w->copy;
@@ -602,7 +671,12 @@ int pg_put_transformed(struct wh *base, const char *symbol, const char *interval
     if (pg_copy_send(w, c->data, c->len, e) != 0) {
         return e->code;
     }
-    w->staged[PG_STAGE_T] += (int)b->n;
+    if (straight) {
+        w->straight_rows[PG_STAGE_T] += (long long)b->n;
+    }
+    else {
+        w->staged[PG_STAGE_T] += (int)b->n;
+    }
     return 0;
 }
 
