@@ -641,9 +641,6 @@ static void print_summary(const struct pipe *p)
     fflush(stdout);
 }
 
-/* The plan of every pair (src/plan): the warehouse's holes and the range
- * after each watermark, known gaps left out; the source gets all of it up
- * front for its progress display. */
 /* Runs that died without recording their end (SIGKILL, OOM, a lost node)
  * still say 'running'; now that this run holds the lock, they are known to
  * be dead.  Bookkeeping only: a failure here is a warning, not the run's. */
@@ -665,6 +662,9 @@ static void abandon_dead_runs(struct pipe *p)
     }
 }
 
+/* The plan of every pair (src/plan): the warehouse's holes and the range
+ * after each watermark, known gaps left out; the source gets all of it up
+ * front for its progress display. */
 static int plan_all(struct pipe *p, struct err *e)
 {
     int rc = plan_all_pairs(p->wh, p->cfg, p->server_time, &p->plans, e);

@@ -142,6 +142,12 @@ int bq_query_rows(struct bq *c, const char *sql, const struct bq_param *params,
  * at the end. */
 int bq_rows_next(struct bq *c, struct bq_rows *r, long max_results, struct err *e);
 void bq_rows_free(struct bq_rows *r);
+/* Every row of a read-only query, page by page (page_rows at a time), fed
+ * to fn; a non-zero return of fn (a stop, or an error it set in e) ends the
+ * walk and is returned. */
+typedef int (*bq_row_fn)(void *ctx, const cJSON *row, struct err *e);
+int bq_each_row(struct bq *c, const char *sql, const struct bq_param *params,
+                size_t nparams, long page_rows, bq_row_fn fn, void *ctx, struct err *e);
 /* Cell i of a row ({"f": [{"v": ...}]}) as a string, or NULL for NULL. */
 const char *bq_cell(const cJSON *row, int i);
 

@@ -832,6 +832,26 @@ void bq_rows_free(struct bq_rows *r)
     memset(r, 0, sizeof(*r));
 }
 
+int bq_each_row(struct bq *c, const char *sql, const struct bq_param *params,
+                size_t nparams, long page_rows, bq_row_fn fn, void *ctx, struct err *e)
+{
+    struct bq_rows r;
+    int rc = bq_query_rows(c, sql, params, nparams, page_rows, &r, e);
+    while (rc == 0 && r.rows) {
+        const cJSON *row;
+        cJSON_ArrayForEach(row, r.rows) {
+            if ((rc = fn(ctx, row, e)) != 0) {
+                break;
+            }
+        }
+        if (rc == 0) {
+            rc = bq_rows_next(c, &r, page_rows, e);
+        }
+    }
+    bq_rows_free(&r);
+    return rc;
+}
+
 const char *bq_cell(const cJSON *row, int i)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(row, "f");

@@ -427,6 +427,22 @@ out:
     return rc;
 }
 
+struct dead_ctx {
+    int *n;
+    char *ids;
+    size_t idsz;
+};
+
+static int dead_row(void *ctx, const cJSON *row, struct err *e)
+{
+    struct dead_ctx *x = ctx;
+    const char *id = bq_cell(row, 0);
+    (void)e;
+    (*x->n)++;
+    wh_note_id(x->ids, x->idsz, id ? id : "?");
+    return 0;
+}
+
 /* The lock is a lease per raw table while dataops_runs is per raw dataset:
  * only the runs of this raw table are known to be dead.  Runs recorded
  * without a raw table (before the column) are left alone.  The lease
@@ -448,9 +464,9 @@ int wh_bq_abandon_dead_runs(struct wh *base, const char *run_id, int *n, char *i
         {"raw_table", "STRING", w->table[WH_RAW]},
         {"error", "STRING", error},
     };
-    char dead[300];
-    snprintf(dead, sizeof(dead), "`status` = 'running' AND `raw_table` = @raw_table AND"
-             " `run_id` <> @run_id");
+    static const char dead[] = "`status` = 'running' AND `raw_table` = @raw_table AND"
+                               " `run_id` <> @run_id";
+    struct dead_ctx x = {n, ids, idsz};
     struct buf sql;
     buf_init(&sql, 0);
     if (buf_printf(&sql, "SELECT `run_id` FROM %s WHERE %s ORDER BY `run_id`",
@@ -458,18 +474,7 @@ int wh_bq_abandon_dead_runs(struct wh *base, const char *run_id, int *n, char *i
         buf_free(&sql);
         return err_set(e, ERR_NOMEM, "out of memory");
     }
-    struct bq_rows r;
-    int rc = bq_query_rows(&w->c, sql.data, p, 2, 1000, &r, e);
-    while (rc == 0 && r.rows) {
-        const cJSON *row;
-        cJSON_ArrayForEach(row, r.rows) {
-            const char *id = bq_cell(row, 0);
-            (*n)++;
-            wh_note_id(ids, idsz, id ? id : "?");
-        }
-        rc = bq_rows_next(&w->c, &r, 1000, e);
-    }
-    bq_rows_free(&r);
+    int rc = bq_each_row(&w->c, sql.data, p, 2, 1000, dead_row, &x, e);
     if (rc == 0 && *n > 0) {
         buf_reset(&sql);
         rc = buf_printf(&sql, "BEGIN TRANSACTION;\nUPDATE %s SET `status` = 'abandoned'"

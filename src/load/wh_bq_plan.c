@@ -79,31 +79,6 @@ static int run_or_join(struct wh_bq *w, const struct buf *stmt, const char *what
     return bq_query_job(&w->c, job, stmt->data, NULL, 0, NULL, e);
 }
 
-/* Feed every row of a query's result to fn, page by page; a non-zero
- * return of fn (a callback's stop, or an error it set in e) ends the walk
- * and is returned. */
-typedef int (*row_fn)(void *ctx, const cJSON *row, struct err *e);
-
-static int each_row(struct wh_bq *w, const char *sql, const struct bq_param *p, size_t np,
-                    row_fn fn, void *ctx, struct err *e)
-{
-    struct bq_rows r;
-    int rc = bq_query_rows(&w->c, sql, p, np, PLAN_PAGE_ROWS, &r, e);
-    while (rc == 0 && r.rows) {
-        const cJSON *row;
-        cJSON_ArrayForEach(row, r.rows) {
-            if ((rc = fn(ctx, row, e)) != 0) {
-                break;
-            }
-        }
-        if (rc == 0) {
-            rc = bq_rows_next(&w->c, &r, PLAN_PAGE_ROWS, e);
-        }
-    }
-    bq_rows_free(&r);
-    return rc;
-}
-
 struct holes_ctx {
     struct wh_holes_walk h;
     const struct wh_bq *w;
@@ -150,7 +125,7 @@ int wh_bq_holes(struct wh *base, const char *symbol, const struct interval *iv, 
     }
     struct holes_ctx x = {.w = w, .symbol = symbol, .cb = cb, .ctx = ctx};
     wh_holes_begin(&x.h, iv, from, to);
-    int rc = each_row(w, sql.data, p, 5, hole_row, &x, e);
+    int rc = bq_each_row(&w->c, sql.data, p, 5, PLAN_PAGE_ROWS, hole_row, &x, e);
     buf_free(&sql);
     return rc ? rc : wh_holes_end(&x.h, cb, ctx);
 }
@@ -191,7 +166,7 @@ int wh_bq_ranges(struct wh *base, enum wh_range_kind kind, const char *symbol,
         return err_set(e, ERR_NOMEM, "out of memory");
     }
     struct ranges_ctx x = {w, wh_range_kind_name(kind), symbol, interval, cb, ctx};
-    int rc = each_row(w, sql.data, p, 3, range_row, &x, e);
+    int rc = bq_each_row(&w->c, sql.data, p, 3, PLAN_PAGE_ROWS, range_row, &x, e);
     buf_free(&sql);
     return rc;
 }

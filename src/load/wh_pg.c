@@ -23,8 +23,9 @@
  * one page.  A batch whose rows all come after the table's newest row of
  * the pair (the tail: most of a backfill) is COPYed straight into the table
  * instead, in the same transaction: nothing there to merge with, and the
- * upsert, the larger half of the load's time, is skipped (enum pg_route).  The COPY waits on the exchange between pages, which is why it
- * runs with statement_timeout 0 (SET LOCAL); lock_timeout still applies.
+ * upsert, the larger half of the load's time, is skipped (enum pg_route).
+ * The COPY waits on the exchange between pages, which is why it runs with
+ * statement_timeout 0 (SET LOCAL); lock_timeout still applies.
  * Any other statement first ends the COPY (the rows stay staged).  commit()
  * moves the staged rows with one INSERT ... SELECT ... ON CONFLICT per
  * table, then COMMITs: a batch is all or nothing, whatever kills the
