@@ -758,6 +758,59 @@ class PlannerTest(PgTest):
                              'SELECT open_time, "open", high, low, "close", volume FROM "%s"'
                              ' ORDER BY open_time' % RAW, path=db)])
 
+    def test_a_tail_row_inserted_meanwhile_fails_the_batch_then_converges(self):
+        # Another program inserts a candle of the tail while a straight COPY
+        # is under way: the COPY waits for its transaction, then fails on
+        # the key once it commits.  The batch rolls back whole; the next run
+        # fills the rest around that row.
+        fx = self.fake(synth=[synth("ETHUSDT", N1M)], now=WEEK_END_MS)
+        m = self.MIN
+        start = WEEK_END_MS - N1M * m
+        args = ("--symbols", "ETHUSDT", "--start", str(start))
+        env = dict(BINANCE_BASE_URL=fx.url, DATAOPS_BATCH_ROWS="1000")
+        fx.set_now(start + 1000 * m)
+        self.assertEqual(self.go(*args, **env).code, 0)
+        self.assertEqual(self.count(), 1000)
+        fx.set_now(WEEK_END_MS)
+        t = start + 1500 * m
+        import urllib.request
+        with urllib.request.urlopen("%s/api/v3/klines?symbol=ETHUSDT&interval=1m&startTime=%d"
+                                    "&limit=1" % (fx.url, t)) as resp:
+            k = json.loads(resp.read())[0]
+        holder = self.pg.session(DB)
+        try:
+            holder.stdin.write(
+                "BEGIN; INSERT INTO %s VALUES (to_timestamp(%d / 1000.0) AT TIME ZONE 'UTC', %d,"
+                " '%s', '%s', '%s', '%s', '%s', %d, '%s', %d, '%s', '%s', '%s', now(),"
+                " 'ETHUSDT', '1m');\n" % ((self.t(RAW), t) + tuple(k)))
+            holder.stdin.flush()
+            p = subprocess.Popen([BIN, "run"] + list(args), cwd=self.dir, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=self.env(
+                                     DATAOPS_WAREHOUSE=self.url, DATAOPS_PG_SCHEMA=self.schema,
+                                     **env))
+            waiting = self.pg.wait_for(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'dataops' AND"
+                " wait_event_type = 'Lock' AND query ~ 'COPY %s '" % self.t(RAW), DB,
+                timeout=30)
+            holder.stdin.write("COMMIT;\n")
+            holder.stdin.flush()
+            out, err = p.communicate(timeout=60)
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertIsNotNone(waiting, "the straight COPY never waited for the other insert")
+        self.assertEqual(p.returncode, 1, err[-3000:])
+        self.assertIn("duplicate key", err)
+        self.assertIn("SQLSTATE 23505", err)
+        self.assertEqual(self.count(), 1001, "the failed batch left nothing")
+        r = self.go(*args, **env)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(self.assert_contiguous(m), N1M)
+        self.assertEqual(self.count(TRANSFORMED), N1M)
+
     def test_calendar_month_holes(self):
         days = load_rows(F1D)
         months = rollup(days, month_start)
